@@ -1,0 +1,93 @@
+// Package admin serves the admin API on its own listener: worker reports,
+// runtime scaling, rolling reloads, health and metrics, behind an optional
+// bearer token.
+package admin
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/balancer/supervisor"
+)
+
+// Options configures the admin API.
+type Options struct {
+	// Token, when not empty, is required as "Authorization: Bearer <token>".
+	Token string
+	// Strategy is reported by /admin/workers.
+	Strategy string
+	// Pool holds every upstream.
+	Pool *pool.Pool
+	// Supervisor runs the local workers.
+	Supervisor *supervisor.Supervisor
+	// Log receives the API's own lines.
+	Log hclog.Logger
+}
+
+type api struct {
+	Options
+	started time.Time
+	pid     int
+}
+
+// New returns the admin API's handler.
+func New(o Options) http.Handler {
+	a := &api{Options: o, started: time.Now(), pid: os.Getpid()}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/admin/workers", a.only(http.MethodGet, a.workers))
+	mux.HandleFunc("/admin/health", a.only(http.MethodGet, a.health))
+	return a.auth(mux)
+}
+
+// auth checks the bearer token in constant time. A token anywhere else,
+// the query string included, does not count.
+func (a *api) auth(next http.Handler) http.Handler {
+	want := []byte("Bearer " + a.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.Token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="balancer admin"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// only answers 405 to methods other than method.
+func (a *api) only(method string, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != method {
+			w.Header().Set("Allow", method)
+			writeError(w, http.StatusMethodNotAllowed, "use "+method)
+			return
+		}
+		h(w, r)
+	}
+}
+
+func (a *api) health(w http.ResponseWriter, _ *http.Request) {
+	n := a.Pool.Healthy()
+	status := http.StatusOK
+	if n == 0 {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, map[string]any{"healthy": n > 0, "healthy_upstreams": n})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}

@@ -1,0 +1,261 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/shared/logging"
+)
+
+// Config is the balancer's environment (see the contract's settings table).
+type Config struct {
+	ListenAddr      string        `env:"LISTEN_ADDR" envDefault:":3001"`
+	AdminAddr       string        `env:"ADMIN_ADDR" envDefault:"127.0.0.1:3002"`
+	AdminToken      string        `env:"ADMIN_TOKEN"`
+	ClusterMode     bool          `env:"CLUSTER_MODE" envDefault:"true"`
+	MaxWorkers      *int          `env:"MAX_WORKERS"`
+	WorkerLimit     int           `env:"WORKER_LIMIT" envDefault:"64"`
+	Strategy        string        `env:"BALANCE_STRATEGY" envDefault:"round_robin"`
+	WorkerCmd       string        `env:"WORKER_CMD"`
+	WorkerArgs      []string      `env:"WORKER_ARGS" envSeparator:" "`
+	WorkerStartTime time.Duration `env:"WORKER_START_TIMEOUT" envDefault:"30s"`
+	HealthPath      string        `env:"HEALTH_PATH" envDefault:"/healthz"`
+	HealthInterval  time.Duration `env:"HEALTH_INTERVAL" envDefault:"2s"`
+	HealthTimeout   time.Duration `env:"HEALTH_TIMEOUT" envDefault:"1s"`
+	Unhealthy       int           `env:"UNHEALTHY_THRESHOLD" envDefault:"3"`
+	Healthy         int           `env:"HEALTHY_THRESHOLD" envDefault:"2"`
+	DrainTimeout    time.Duration `env:"DRAIN_TIMEOUT" envDefault:"30s"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"30s"`
+	MemoryMonitor   bool          `env:"ENABLE_MEMORY_MONITORING" envDefault:"false"`
+	MemoryThreshold int           `env:"MEMORY_THRESHOLD_MB" envDefault:"512"`
+	MemoryInterval  time.Duration `env:"MEMORY_REPORT_INTERVAL" envDefault:"5s"`
+	MaxMemoryMB     int           `env:"MAX_MEMORY_RESTART_MB" envDefault:"0"`
+	MemoryLimitMB   int           `env:"WORKER_MEMORY_LIMIT_MB" envDefault:"0"`
+	MaxRequests     int           `env:"MAX_REQUESTS" envDefault:"0"`
+	Upstreams       []string      `env:"UPSTREAMS"`
+	DNSRefresh      time.Duration `env:"DNS_REFRESH" envDefault:"10s"`
+	DBMaxConns      int           `env:"DB_MAX_CONNS" envDefault:"20"`
+	SocketDir       string        `env:"SOCKET_DIR"`
+	MaxHeaderBytes  ByteSize      `env:"MAX_HEADER_BYTES" envDefault:"64KiB"`
+	MaxBodyBytes    ByteSize      `env:"MAX_BODY_BYTES" envDefault:"32MiB"`
+	ReadTimeout     time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
+	IdleTimeout     time.Duration `env:"IDLE_TIMEOUT" envDefault:"60s"`
+	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
+	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text"`
+	LogFile         string        `env:"LOG_FILE"`
+}
+
+// ByteSize is a size such as 65536, 64KiB, 32MiB or 1GiB.
+type ByteSize int
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	s := strings.TrimSpace(string(text))
+	mult := 1
+	for _, u := range []struct {
+		suffix string
+		mult   int
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000_000}, {"B", 1}} {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return fmt.Errorf("invalid size %q (want a positive number, optionally with KiB, MiB or GiB)", string(text))
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// loadConfig reads and checks the environment. Its error names the variable.
+func loadConfig() (*Config, error) {
+	cfg, err := env.ParseAs[Config]()
+	if err != nil {
+		return nil, envError(err)
+	}
+	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+// envError turns env's first parse error into "VARIABLE: problem".
+func envError(err error) error {
+	var agg env.AggregateError
+	if errors.As(err, &agg) && len(agg.Errors) > 0 {
+		err = agg.Errors[0]
+	}
+	var pe env.ParseError
+	if errors.As(err, &pe) {
+		if f, ok := reflect.TypeFor[Config]().FieldByName(pe.Name); ok {
+			return fmt.Errorf("%s: %v", f.Tag.Get("env"), pe.Err)
+		}
+	}
+	return err
+}
+
+// Workers returns the number of local workers to start.
+func (c *Config) Workers() int {
+	if !c.ClusterMode {
+		return 1
+	}
+	if c.MaxWorkers == nil {
+		return runtime.NumCPU()
+	}
+	return *c.MaxWorkers
+}
+
+func (c *Config) check() error {
+	for _, chk := range []func() error{c.checkWorkers, c.checkDurations, c.checkCounts, c.checkAddrs, c.checkMisc} {
+		if err := chk(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkWorkers() error {
+	if c.WorkerLimit < 1 {
+		return fmt.Errorf("WORKER_LIMIT: must be at least 1, got %d", c.WorkerLimit)
+	}
+	if n := c.MaxWorkers; n != nil && (*n < 0 || *n > c.WorkerLimit) {
+		return fmt.Errorf("MAX_WORKERS: must be in [0, WORKER_LIMIT=%d], got %d", c.WorkerLimit, *n)
+	}
+	if c.Workers() == 0 && len(c.Upstreams) == 0 {
+		return errors.New("MAX_WORKERS: 0 needs UPSTREAMS, or nothing would serve")
+	}
+	if _, err := pool.NewSelector(c.Strategy); err != nil {
+		return fmt.Errorf("BALANCE_STRATEGY: %w", err)
+	}
+	return c.resolveWorkerCmd()
+}
+
+// resolveWorkerCmd defaults WORKER_CMD to the worker beside this binary and
+// checks that it can be run.
+func (c *Config) resolveWorkerCmd() error {
+	if c.WorkerCmd == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("WORKER_CMD: unset, and finding this binary failed: %w", err)
+		}
+		c.WorkerCmd = filepath.Join(filepath.Dir(self), "worker")
+	}
+	if c.Workers() == 0 {
+		return nil
+	}
+	path, err := exec.LookPath(c.WorkerCmd)
+	if err != nil {
+		return fmt.Errorf("WORKER_CMD: %q cannot be run: %w", c.WorkerCmd, err)
+	}
+	c.WorkerCmd, err = filepath.Abs(path)
+	return err
+}
+
+func (c *Config) checkDurations() error {
+	for _, d := range []struct {
+		name     string
+		v        time.Duration
+		positive bool
+	}{
+		{"HEALTH_INTERVAL", c.HealthInterval, true}, {"HEALTH_TIMEOUT", c.HealthTimeout, true},
+		{"WORKER_START_TIMEOUT", c.WorkerStartTime, true}, {"MEMORY_REPORT_INTERVAL", c.MemoryInterval, true},
+		{"DNS_REFRESH", c.DNSRefresh, true}, {"READ_HEADER_TIMEOUT", c.ReadTimeout, true},
+		{"IDLE_TIMEOUT", c.IdleTimeout, true}, {"UPSTREAM_TIMEOUT", c.UpstreamTimeout, true},
+		{"DRAIN_TIMEOUT", c.DrainTimeout, false}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, false},
+	} {
+		if d.v < 0 || (d.positive && d.v == 0) {
+			return fmt.Errorf("%s: must be a positive duration such as 2s, got %s", d.name, d.v)
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkCounts() error {
+	for _, n := range []struct {
+		name string
+		v    int
+		min  int
+	}{
+		{"UNHEALTHY_THRESHOLD", c.Unhealthy, 1}, {"HEALTHY_THRESHOLD", c.Healthy, 1},
+		{"MEMORY_THRESHOLD_MB", c.MemoryThreshold, 0}, {"MAX_MEMORY_RESTART_MB", c.MaxMemoryMB, 0},
+		{"WORKER_MEMORY_LIMIT_MB", c.MemoryLimitMB, 0}, {"MAX_REQUESTS", c.MaxRequests, 0},
+		{"DB_MAX_CONNS", c.DBMaxConns, 1},
+	} {
+		if n.v < n.min {
+			return fmt.Errorf("%s: must be at least %d, got %d", n.name, n.min, n.v)
+		}
+	}
+	return nil
+}
+
+func (c *Config) checkAddrs() error {
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	host, _, err := net.SplitHostPort(c.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("ADMIN_ADDR: %w", err)
+	}
+	if c.AdminToken == "" && !isLoopback(host) {
+		return fmt.Errorf("ADMIN_TOKEN: required when ADMIN_ADDR (%s) is not a loopback address", c.AdminAddr)
+	}
+	for _, u := range c.Upstreams {
+		if err := checkUpstream(u); err != nil {
+			return fmt.Errorf("UPSTREAMS: %w", err)
+		}
+	}
+	return nil
+}
+
+func checkUpstream(u string) error {
+	if p, ok := strings.CutPrefix(u, "unix:"); ok {
+		if !filepath.IsAbs(p) {
+			return fmt.Errorf("%q: a unix socket path must be absolute", u)
+		}
+		return nil
+	}
+	host, port, err := net.SplitHostPort(u)
+	if err != nil || host == "" {
+		return fmt.Errorf("%q: want host:port or unix:/path", u)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: bad port", u)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (c *Config) checkMisc() error {
+	if !strings.HasPrefix(c.HealthPath, "/") {
+		return fmt.Errorf("HEALTH_PATH: must start with /, got %q", c.HealthPath)
+	}
+	if _, err := logging.ParseLevel(c.LogLevel); err != nil {
+		return fmt.Errorf("LOG_LEVEL: %w", err)
+	}
+	if _, err := logging.ParseFormat(c.LogFormat); err != nil {
+		return fmt.Errorf("LOG_FORMAT: %w", err)
+	}
+	return nil
+}

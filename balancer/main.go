@@ -1,0 +1,222 @@
+// Command balancer spawns and supervises worker processes and proxies client
+// traffic across them. Settings come from the environment; see the README.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/procbal/procbal/balancer/admin"
+	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/balancer/proxy"
+	"github.com/procbal/procbal/balancer/supervisor"
+	"github.com/procbal/procbal/shared/logging"
+)
+
+func main() {
+	cfg, err := loadConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
+		os.Exit(2)
+	}
+	log, err := logging.New(logging.Options{Name: "balancer", Level: cfg.LogLevel, Format: cfg.LogFormat})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
+		os.Exit(2)
+	}
+	if err := run(cfg, log); err != nil {
+		log.Error("balancer failed", "error", err)
+		os.Exit(1)
+	}
+}
+
+// app is the wired balancer.
+type app struct {
+	cfg    *Config
+	log    hclog.Logger
+	pool   *pool.Pool
+	sup    *supervisor.Supervisor
+	server *fasthttp.Server
+	admin  *http.Server
+}
+
+func run(cfg *Config, log hclog.Logger) error {
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("LISTEN_ADDR: %w", err)
+	}
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("ADMIN_ADDR: %w", err)
+	}
+	a, err := build(cfg, log)
+	if err != nil {
+		ln.Close()
+		adminLn.Close()
+		return err
+	}
+	return a.serve(ln, adminLn)
+}
+
+// build wires the pool, the supervisor, the proxy and the admin API.
+func build(cfg *Config, log hclog.Logger) (*app, error) {
+	dir, err := socketDir(cfg.SocketDir)
+	if err != nil {
+		return nil, fmt.Errorf("SOCKET_DIR: %w", err)
+	}
+	sel, _ := pool.NewSelector(cfg.Strategy)
+	p := pool.New(sel, pool.OutlierOptions{Consecutive: cfg.Unhealthy}, log.Named("pool"))
+	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
+	h := proxy.New(p, nil, log.Named("proxy"))
+	a := &app{cfg: cfg, log: log, pool: p, sup: sup}
+	a.server = newServer(cfg, h.ServeHTTP, log.Named("server"))
+	a.admin = &http.Server{
+		Handler: admin.New(admin.Options{
+			Token:      cfg.AdminToken,
+			Strategy:   cfg.Strategy,
+			Pool:       p,
+			Supervisor: sup,
+			Log:        log.Named("admin"),
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          log.Named("admin").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	return a, nil
+}
+
+// socketDir returns SOCKET_DIR, created 0700 if missing, or a new private
+// directory under $TMPDIR. Names stay short: unix socket paths are limited
+// to about 108 bytes.
+func socketDir(dir string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", "balancer-")
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return dir, os.Chmod(dir, 0o700)
+}
+
+func supervisorConfig(cfg *Config, dir string) supervisor.Config {
+	return supervisor.Config{
+		Command:       cfg.WorkerCmd,
+		Args:          cfg.WorkerArgs,
+		Workers:       cfg.Workers(),
+		SocketDir:     dir,
+		HealthPath:    cfg.HealthPath,
+		StartTimeout:  cfg.WorkerStartTime,
+		DrainTimeout:  cfg.DrainTimeout,
+		StopGrace:     max(time.Second, cfg.HealthInterval),
+		MemoryLimitMB: cfg.MemoryLimitMB,
+		Client:        clientOptions(cfg),
+	}
+}
+
+func clientOptions(cfg *Config) pool.ClientOptions {
+	return pool.ClientOptions{
+		Timeout:        cfg.UpstreamTimeout,
+		ReadBufferSize: int(cfg.MaxHeaderBytes),
+	}
+}
+
+func checkOptions(cfg *Config) pool.CheckOptions {
+	return pool.CheckOptions{
+		Path:               cfg.HealthPath,
+		Interval:           cfg.HealthInterval,
+		Timeout:            cfg.HealthTimeout,
+		UnhealthyThreshold: cfg.Unhealthy,
+		HealthyThreshold:   cfg.Healthy,
+		MemoryInterval:     cfg.MemoryInterval,
+	}
+}
+
+// serve runs until SIGTERM or SIGINT, then shuts down in order: stop
+// accepting and finish in-flight requests, then stop the workers.
+func (a *app) serve(ln, adminLn net.Listener) error {
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	supErr := make(chan error, 1)
+	go func() { supErr <- a.sup.Run() }()
+	go a.serveAdmin(adminLn)
+	a.waitReady()
+	go func() {
+		if err := a.server.Serve(ln); err != nil {
+			a.log.Error("client listener failed", "error", err)
+		}
+	}()
+	a.log.Info("balancer listening", "address", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"workers", a.cfg.Workers(), "strategy", a.cfg.Strategy)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			a.reload()
+			continue
+		}
+		a.log.Info("signal received, shutting down", "signal", sig.String())
+		break
+	}
+	return a.shutdown(supErr)
+}
+
+func (a *app) serveAdmin(ln net.Listener) {
+	if err := a.admin.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		a.log.Error("admin listener failed", "error", err)
+	}
+}
+
+// waitReady holds the client listener back until a worker is healthy, so
+// the first clients get answers rather than 503s, up to the start timeout.
+func (a *app) waitReady() {
+	if a.cfg.Workers() == 0 {
+		return
+	}
+	select {
+	case <-a.sup.Ready():
+	case <-time.After(a.cfg.WorkerStartTime):
+		a.log.Warn("no worker healthy yet, serving anyway", "waited", a.cfg.WorkerStartTime)
+	}
+}
+
+func (a *app) reload() {
+	a.log.Info("SIGHUP received, rolling reload")
+	go func() {
+		if err := a.sup.Reload(context.Background()); err != nil {
+			a.log.Error("reload failed", "error", err)
+		}
+	}()
+}
+
+func (a *app) shutdown(supErr chan error) error {
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := a.server.ShutdownWithContext(ctx); err != nil {
+		a.log.Warn("in-flight requests did not finish in time", "error", err)
+	}
+	_ = a.admin.Shutdown(ctx)
+	// Workers get what is left of SHUTDOWN_TIMEOUT, and at least a second.
+	wctx, wcancel := context.WithTimeout(context.Background(), max(time.Until(deadlineOf(ctx)), time.Second))
+	defer wcancel()
+	if err := a.sup.Shutdown(wctx); err != nil {
+		return err
+	}
+	if err := <-supErr; err != nil {
+		return fmt.Errorf("removing socket directory: %w", err)
+	}
+	a.log.Info("balancer stopped")
+	return nil
+}
+
+func deadlineOf(ctx context.Context) time.Time {
+	d, _ := ctx.Deadline()
+	return d
+}

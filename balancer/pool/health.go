@@ -1,0 +1,232 @@
+package pool
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/procbal/procbal/shared/protocol"
+)
+
+// CheckOptions configures active health checks and memory sampling.
+type CheckOptions struct {
+	// Path is probed with GET (HEALTH_PATH).
+	Path string
+	// Interval is the time between probes of a started upstream.
+	Interval time.Duration
+	// Timeout bounds one probe.
+	Timeout time.Duration
+	// UnhealthyThreshold failed probes in a row take an upstream out.
+	UnhealthyThreshold int
+	// HealthyThreshold good probes in a row bring an unhealthy one back.
+	HealthyThreshold int
+	// StartProbe is the time between probes while an upstream is Starting,
+	// so a new worker joins soon after its first healthy answer. If zero,
+	// 25ms.
+	StartProbe time.Duration
+	// MemoryInterval is the time between memory samples (MEMORY_REPORT_INTERVAL).
+	MemoryInterval time.Duration
+}
+
+// Hooks are told of the checker's findings. Each may be nil. They run on
+// the checker's goroutine and must not block.
+type Hooks struct {
+	// Ready: a Starting upstream answered its first probe and is Healthy.
+	Ready func(u *Upstream)
+	// Unhealthy: an upstream failed UnhealthyThreshold probes in a row and
+	// is out of rotation.
+	Unhealthy func(u *Upstream)
+	// Memory: a new memory sample was stored.
+	Memory func(u *Upstream, m *protocol.MemoryReport)
+}
+
+// Checker probes upstreams and moves them between states.
+type Checker struct {
+	opts  CheckOptions
+	hooks Hooks
+	log   hclog.Logger
+}
+
+// NewChecker returns a Checker.
+func NewChecker(o CheckOptions, h Hooks, log hclog.Logger) *Checker {
+	if o.StartProbe <= 0 {
+		o.StartProbe = 25 * time.Millisecond
+	}
+	return &Checker{opts: o, hooks: h, log: log}
+}
+
+// probe is one upstream's checking state, owned by its Watch goroutine.
+type probe struct {
+	u          *Upstream
+	hc         *fasthttp.HostClient
+	report     *fasthttp.HostClient
+	fails, oks int
+	lastOK     bool
+	nextMemory time.Time
+}
+
+// Watch probes u until ctx ends or u is Stopped. Run it on its own goroutine.
+func (c *Checker) Watch(ctx context.Context, u *Upstream) {
+	pr := &probe{u: u, hc: probeClient(u.Address, c.opts.Timeout)}
+	if u.ReportSocket != "" {
+		pr.report = probeClient("unix:"+u.ReportSocket, c.opts.Timeout)
+	}
+	defer pr.close()
+	c.sampleMemory(pr)
+	t := time.NewTimer(c.opts.StartProbe)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s := u.State()
+		if s == Stopped {
+			return
+		}
+		if s != Draining {
+			c.apply(pr, c.check(pr))
+		}
+		if time.Now().After(pr.nextMemory) {
+			c.sampleMemory(pr)
+		}
+		t.Reset(c.wait(u))
+	}
+}
+
+func (c *Checker) wait(u *Upstream) time.Duration {
+	if u.State() == Starting {
+		return c.opts.StartProbe
+	}
+	return c.opts.Interval
+}
+
+func probeClient(address string, timeout time.Duration) *fasthttp.HostClient {
+	hc := newClient(address, ClientOptions{Timeout: timeout, MaxConns: 1, IdleTime: time.Minute, ReadBufferSize: 4096})
+	hc.MaxResponseBodySize = 1 << 20
+	return hc
+}
+
+func (pr *probe) close() {
+	pr.hc.CloseIdleConnections()
+	if pr.report != nil {
+		pr.report.CloseIdleConnections()
+	}
+}
+
+// check sends one probe and reports whether it got a 2xx in time.
+func (c *Checker) check(pr *probe) bool {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(c.opts.Path)
+	req.Header.SetHost(hostOf(pr.u.Address))
+	err := pr.hc.DoTimeout(req, resp, c.opts.Timeout)
+	ok := err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300
+	if !ok && c.log.IsDebug() {
+		c.log.Debug("health probe failed", "upstream", pr.u.Address, "status", resp.StatusCode(), "error", err)
+	}
+	return ok
+}
+
+func hostOf(address string) string {
+	if strings.HasPrefix(address, "unix:") {
+		return "localhost"
+	}
+	return address
+}
+
+// apply moves the upstream's state after one probe.
+func (c *Checker) apply(pr *probe, ok bool) {
+	pr.lastOK = ok
+	if ok {
+		pr.oks, pr.fails = pr.oks+1, 0
+	} else {
+		pr.oks, pr.fails = 0, pr.fails+1
+	}
+	u := pr.u
+	switch u.State() {
+	case Starting:
+		if ok && u.Transition(Starting, Healthy) {
+			pr.oks = c.opts.HealthyThreshold
+			pr.nextMemory = time.Time{} // sample the running worker now
+			c.call(c.hooks.Ready, u)
+		}
+	case Healthy:
+		c.markUnhealthy(pr, Healthy)
+	case Unhealthy:
+		if pr.oks >= c.opts.HealthyThreshold && u.Transition(Unhealthy, Healthy) {
+			c.log.Info("upstream healthy again", "upstream", u.Address, "id", u.ID)
+		}
+	case Ejected:
+		c.readmit(pr)
+	}
+}
+
+func (c *Checker) markUnhealthy(pr *probe, from State) {
+	if pr.fails >= c.opts.UnhealthyThreshold && pr.u.Transition(from, Unhealthy) {
+		c.log.Warn("upstream unhealthy, out of rotation", "upstream", pr.u.Address,
+			"id", pr.u.ID, "failed_probes", pr.fails)
+		c.call(c.hooks.Unhealthy, pr.u)
+	}
+}
+
+// readmit ends a passive ejection once its time is up, or turns it into
+// an active failure when the probes fail too.
+func (c *Checker) readmit(pr *probe) {
+	c.markUnhealthy(pr, Ejected)
+	if time.Now().Before(pr.u.EjectedUntil()) || !pr.lastOK {
+		return
+	}
+	if pr.u.Transition(Ejected, Healthy) {
+		c.log.Info("ejection over, upstream back in rotation", "upstream", pr.u.Address, "id", pr.u.ID)
+	}
+}
+
+func (c *Checker) call(f func(*Upstream), u *Upstream) {
+	if f != nil {
+		f(u)
+	}
+}
+
+// sampleMemory stores the upstream's RSS from /proc and, from kit workers,
+// their runtime report.
+func (c *Checker) sampleMemory(pr *probe) {
+	pr.nextMemory = time.Now().Add(c.opts.MemoryInterval)
+	if pr.u.PID == 0 {
+		return
+	}
+	m := &protocol.MemoryReport{}
+	if pr.report != nil {
+		c.fetchReport(pr, m)
+	}
+	rss, err := protocol.ReadRSS(pr.u.PID)
+	if err != nil {
+		return // the process is gone; its exit is reaped elsewhere
+	}
+	m.RSSBytes = rss
+	m.ReportedAt = time.Now().UTC()
+	pr.u.SetMemory(m)
+	if c.hooks.Memory != nil {
+		c.hooks.Memory(pr.u, m)
+	}
+}
+
+func (c *Checker) fetchReport(pr *probe, m *protocol.MemoryReport) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(protocol.ReportPath)
+	req.Header.SetHost("localhost")
+	if err := pr.report.DoTimeout(req, resp, c.opts.Timeout); err != nil || resp.StatusCode() != 200 {
+		return
+	}
+	if err := json.Unmarshal(resp.Body(), m); err != nil {
+		c.log.Debug("bad memory report", "upstream", pr.u.Address, "error", err)
+	}
+}

@@ -1,0 +1,251 @@
+package supervisor
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/procbal/procbal/balancer/pool"
+)
+
+// startSlot creates slot id and spawns its first worker.
+func (s *Supervisor) startSlot(id int) *slot {
+	sl := &slot{id: id}
+	s.slots[id] = sl
+	s.spawnInto(sl, false)
+	return sl
+}
+
+// spawnInto starts a process for sl, as its serving process or, when
+// replacement is true, as the replacement that takes over once healthy.
+func (s *Supervisor) spawnInto(sl *slot, replacement bool) {
+	p, err := s.spawn(sl)
+	if err != nil {
+		s.log.Error("starting worker failed", "worker_id", sl.id, "error", err)
+		if replacement {
+			s.swapFailed(sl, err)
+			return
+		}
+		sl.crashes++
+		s.scheduleRespawn(sl)
+		return
+	}
+	if replacement {
+		sl.next = p
+	} else {
+		sl.cur = p
+	}
+	s.publish()
+}
+
+// onReady admits a worker that answered its first health probe.
+func (s *Supervisor) onReady(u *pool.Upstream) {
+	p := s.procs[u]
+	if p == nil || p.exited || p.stopping {
+		return
+	}
+	p.ready = true
+	p.log.Info("worker ready", "after", time.Since(p.started).Round(time.Millisecond))
+	select {
+	case <-s.readyCh:
+	default:
+		close(s.readyCh)
+	}
+	if sl := p.slot; p == sl.next {
+		s.swap(sl)
+	}
+	s.publish()
+}
+
+// swap makes the healthy replacement the slot's serving process and drains
+// the process it replaces.
+func (s *Supervisor) swap(sl *slot) {
+	old := sl.cur
+	sl.cur, sl.next = sl.next, nil
+	sl.restarts++
+	if old != nil {
+		sl.old = append(sl.old, old)
+		s.drain(old)
+	}
+	if f := sl.onSwap; f != nil {
+		sl.onSwap = nil
+		f(nil)
+	}
+}
+
+// swapFailed ends a replacement that will not become healthy; the serving
+// process stays.
+func (s *Supervisor) swapFailed(sl *slot, err error) {
+	if f := sl.onSwap; f != nil {
+		sl.onSwap = nil
+		f(err)
+	}
+}
+
+// onUnhealthy replaces a worker that stopped answering its health checks:
+// out of rotation (the checker did that), SIGTERM, SIGKILL after a grace,
+// and a new process in its slot at once.
+func (s *Supervisor) onUnhealthy(u *pool.Upstream) {
+	p := s.procs[u]
+	if p == nil || p.exited || p.stopping || s.stopping {
+		return
+	}
+	sl := p.slot
+	p.log.Warn("worker unhealthy, replacing it")
+	if p == sl.next {
+		sl.retire(p)
+		s.stop(p, s.cfg.StopGrace)
+		s.swapFailed(sl, errors.New("replacement became unhealthy"))
+		return
+	}
+	sl.retire(p)
+	s.stop(p, s.cfg.StopGrace)
+	sl.restarts++
+	sl.cause = "unhealthy"
+	if !sl.retiring {
+		s.spawnInto(sl, false)
+	}
+	s.publish()
+}
+
+// onStartTimeout kills a worker that did not answer in time.
+func (s *Supervisor) onStartTimeout(p *proc) {
+	if p.ready || p.exited || p.stopping {
+		return
+	}
+	p.log.Error("worker not healthy within start timeout, killing it", "timeout", s.cfg.StartTimeout)
+	s.signal(p, syscall.SIGKILL)
+}
+
+// drain takes p out of rotation, waits for its requests to finish (up to
+// DrainTimeout), then stops it.
+func (s *Supervisor) drain(p *proc) {
+	p.up.SetState(pool.Draining)
+	p.log.Info("draining worker", "inflight", p.up.Inflight())
+	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	go func() {
+		for p.up.Inflight() > 0 && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		s.send(func() {
+			if left := p.up.Inflight(); left > 0 {
+				p.log.Warn("drain timeout, stopping worker with requests in flight", "inflight", left)
+			}
+			s.stop(p, s.cfg.StopGrace)
+		})
+	}()
+}
+
+// stop sends SIGTERM and, if p is still running after grace, SIGKILL.
+func (s *Supervisor) stop(p *proc, grace time.Duration) {
+	if p.exited || p.stopping {
+		return
+	}
+	p.stopping = true
+	s.signal(p, syscall.SIGTERM)
+	p.killTimer = s.after(max(grace, 0), func() {
+		if !p.exited {
+			p.log.Warn("worker did not stop in time, killing it", "grace", grace)
+			s.signal(p, syscall.SIGKILL)
+		}
+	})
+}
+
+// signal sends sig to the worker's process group, so helpers it started
+// go too.
+func (s *Supervisor) signal(p *proc, sig syscall.Signal) {
+	if p.exited {
+		return
+	}
+	if err := syscall.Kill(-p.pid, sig); err != nil {
+		_ = syscall.Kill(p.pid, sig)
+	}
+}
+
+// onExit reaps a worker: classifies the exit, frees its socket, and
+// respawns it when it was serving and nobody asked it to stop.
+func (s *Supervisor) onExit(p *proc, err error) {
+	p.exited = true
+	p.up.SetState(pool.Stopped)
+	p.cancel()
+	if p.killTimer != nil {
+		p.killTimer.Stop()
+	}
+	delete(s.procs, p.up)
+	os.Remove(p.socket)
+	os.Remove(p.report)
+	sl := p.slot
+	wasCur, wasNext := p == sl.cur, p == sl.next
+	sl.forget(p)
+	s.logExit(p, err)
+	switch {
+	case s.stopping:
+	case wasNext:
+		s.swapFailed(sl, errors.New("replacement exited before it was healthy"))
+	case wasCur && !p.stopping:
+		s.crashed(sl, p)
+	}
+	if sl.retiring && len(sl.procs()) == 0 {
+		delete(s.slots, sl.id)
+	}
+	s.publish()
+	s.checkStopped()
+}
+
+// crashed schedules the respawn of a serving worker that died.
+func (s *Supervisor) crashed(sl *slot, p *proc) {
+	if time.Since(p.started) >= s.cfg.StablePeriod {
+		sl.crashes = 0
+	}
+	sl.crashes++
+	sl.restarts++
+	sl.cause = "crash"
+	if !sl.retiring {
+		s.scheduleRespawn(sl)
+	}
+}
+
+func (s *Supervisor) scheduleRespawn(sl *slot) {
+	d := backoff(sl.crashes)
+	if d > 0 {
+		s.log.Warn("respawning worker after backoff", "worker_id", sl.id, "backoff", d, "crashes", sl.crashes)
+	}
+	if sl.respawn != nil {
+		sl.respawn.Stop()
+	}
+	sl.respawn = s.after(d, func() {
+		sl.respawn = nil
+		if s.stopping || sl.retiring || sl.cur != nil || s.slots[sl.id] != sl {
+			return
+		}
+		s.spawnInto(sl, false)
+	})
+}
+
+// logExit says how a worker ended: signal or exit code, and what that
+// likely means.
+func (s *Supervisor) logExit(p *proc, err error) {
+	ran := time.Since(p.started).Round(time.Millisecond)
+	var ee *exec.ExitError
+	if err == nil {
+		p.log.Info("worker exited", "code", 0, "ran", ran, "requested", p.stopping)
+		return
+	}
+	if !errors.As(err, &ee) {
+		p.log.Error("waiting for worker failed", "error", err)
+		return
+	}
+	ws, _ := ee.Sys().(syscall.WaitStatus)
+	switch {
+	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && !p.stopping:
+		p.log.Error("worker killed by signal, perhaps out of memory", "signal", ws.Signal().String(), "ran", ran)
+	case ws.Signaled():
+		p.log.Warn("worker killed by signal", "signal", ws.Signal().String(), "ran", ran, "requested", p.stopping)
+	case !p.ready:
+		p.log.Error("worker exited before it was ready", "code", ws.ExitStatus(), "ran", ran)
+	default:
+		p.log.Warn("worker exited", "code", ws.ExitStatus(), "ran", ran, "requested", p.stopping)
+	}
+}

@@ -1,0 +1,83 @@
+package supervisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/shared/protocol"
+)
+
+// spawn starts one worker process for sl and its health checker. The
+// process joins the pool as Starting; the checker makes it Healthy after its
+// first good probe.
+func (s *Supervisor) spawn(sl *slot) (*proc, error) {
+	s.gen++
+	base := filepath.Join(s.cfg.SocketDir, fmt.Sprintf("w%d-%d", sl.id, s.gen))
+	p := &proc{slot: sl, gen: s.gen, socket: base + ".sock", report: base + ".rpt"}
+	cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
+	cmd.Env = s.workerEnv(sl.id, p)
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		// Die with the balancer, even when it is SIGKILLed.
+		Pdeathsig: syscall.SIGKILL,
+		// Own process group: a terminal's Ctrl-C reaches the balancer
+		// only, which then stops the workers in order.
+		Setpgid: true,
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting %s: %w", s.cfg.Command, err)
+	}
+	p.cmd, p.pid, p.started = cmd, cmd.Process.Pid, time.Now()
+	p.log = s.log.Named("worker").With("worker_id", sl.id, "pid", p.pid)
+	go relay(stdout, p.log, "stdout")
+	go relay(stderr, p.log, "stderr")
+	s.track(p)
+	go func() {
+		err := cmd.Wait()
+		s.send(func() { s.onExit(p, err) })
+	}()
+	return p, nil
+}
+
+// track makes the process's upstream, starts its checker and arms the
+// start timeout.
+func (s *Supervisor) track(p *proc) {
+	u := pool.NewUpstream(p.slot.id, pool.Local, "unix:"+p.socket, s.cfg.Client)
+	u.PID, u.ReportSocket, u.StartedAt = p.pid, p.report, p.started
+	p.up = u
+	p.slot.last = u
+	s.procs[u] = p
+	ctx, cancel := context.WithCancel(context.Background())
+	p.cancel = cancel
+	go s.checker.Watch(ctx, u)
+	s.after(s.cfg.StartTimeout, func() { s.onStartTimeout(p) })
+	p.log.Info("worker started", "socket", p.socket)
+}
+
+// workerEnv is the balancer's environment plus the worker contract.
+func (s *Supervisor) workerEnv(id int, p *proc) []string {
+	env := append(os.Environ(),
+		protocol.EnvSocket+"="+p.socket,
+		protocol.EnvReportSocket+"="+p.report,
+		protocol.EnvID+"="+strconv.Itoa(id),
+		protocol.EnvHealthPath+"="+s.cfg.HealthPath,
+	)
+	if s.cfg.MemoryLimitMB > 0 {
+		env = append(env, "GOMEMLIMIT="+strconv.Itoa(s.cfg.MemoryLimitMB)+"MiB")
+	}
+	return env
+}

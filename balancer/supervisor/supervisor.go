@@ -1,0 +1,193 @@
+// Package supervisor runs the local worker processes: it spawns them, admits
+// each to the pool after its first healthy answer, reaps and classifies
+// exits, respawns with backoff, replaces unhealthy workers, scales, rolls
+// reloads and stops them all in order. One goroutine, the loop in Run, owns
+// the worker table; everything else talks to it through channels, as in
+// gunicorn's arbiter.
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/procbal/procbal/balancer/pool"
+)
+
+// Config is what the supervisor needs from the balancer's settings.
+type Config struct {
+	// Command and Args start one worker (WORKER_CMD, WORKER_ARGS).
+	Command string
+	Args    []string
+	// Workers is the number of local workers to run at start (MAX_WORKERS).
+	Workers int
+	// SocketDir holds the worker sockets; it must exist and be private.
+	SocketDir string
+	// HealthPath is handed to workers as HEALTH_PATH.
+	HealthPath string
+	// StartTimeout bounds the time from spawn to first healthy answer.
+	StartTimeout time.Duration
+	// DrainTimeout bounds how long a drained worker's requests may run.
+	DrainTimeout time.Duration
+	// StopGrace is the time between SIGTERM and SIGKILL for a worker that
+	// is replaced because it stopped answering.
+	StopGrace time.Duration
+	// StablePeriod is how long a worker must run for its crash count to be
+	// forgiven. If zero, 10s.
+	StablePeriod time.Duration
+	// MemoryLimitMB, when positive, becomes GOMEMLIMIT in workers.
+	MemoryLimitMB int
+	// Client configures each worker's HostClient.
+	Client pool.ClientOptions
+}
+
+// ErrStopping is returned to commands that arrive during shutdown.
+var ErrStopping = errors.New("balancer is shutting down")
+
+// Supervisor owns the local workers. Create it with New and run Run.
+type Supervisor struct {
+	cfg     Config
+	pool    *pool.Pool
+	checker *pool.Checker
+	log     hclog.Logger
+
+	events chan func()
+	done   chan struct{}
+
+	// Owned by the loop goroutine.
+	slots    map[int]*slot
+	procs    map[*pool.Upstream]*proc
+	gen      int
+	stopping bool
+	busy     bool // a scale or reload runs
+	waiters  []waiter
+	stopped  chan struct{}
+	readyCh  chan struct{}
+
+	view atomic.Pointer[[]WorkerView]
+}
+
+// New returns a Supervisor that publishes its workers into p. checkOpts
+// configures the health checker it runs for each worker.
+func New(cfg Config, p *pool.Pool, checkOpts pool.CheckOptions, log hclog.Logger) *Supervisor {
+	if cfg.StablePeriod <= 0 {
+		cfg.StablePeriod = 10 * time.Second
+	}
+	s := &Supervisor{
+		cfg:     cfg,
+		pool:    p,
+		log:     log,
+		events:  make(chan func(), 64),
+		done:    make(chan struct{}),
+		slots:   map[int]*slot{},
+		procs:   map[*pool.Upstream]*proc{},
+		readyCh: make(chan struct{}),
+	}
+	s.checker = pool.NewChecker(checkOpts, pool.Hooks{
+		Ready:     func(u *pool.Upstream) { s.send(func() { s.onReady(u) }) },
+		Unhealthy: func(u *pool.Upstream) { s.send(func() { s.onUnhealthy(u) }) },
+	}, log.Named("health"))
+	s.publish()
+	return s
+}
+
+// Ready is closed once the first worker is healthy.
+func (s *Supervisor) Ready() <-chan struct{} { return s.readyCh }
+
+// Run starts the workers and supervises them until Shutdown has stopped
+// them all. It returns nil after a clean shutdown.
+func (s *Supervisor) Run() error {
+	defer close(s.done)
+	for id := 1; id <= s.cfg.Workers; id++ {
+		s.startSlot(id)
+	}
+	for {
+		select {
+		case ev := <-s.events:
+			ev()
+		case <-s.stopped:
+			s.log.Info("all workers stopped")
+			return os.RemoveAll(s.cfg.SocketDir)
+		}
+	}
+}
+
+// send hands f to the loop. It drops f once the loop has returned.
+func (s *Supervisor) send(f func()) {
+	select {
+	case s.events <- f:
+	case <-s.done:
+	}
+}
+
+// call runs f on the loop and waits for its answer.
+func (s *Supervisor) call(ctx context.Context, f func() error) error {
+	errc := make(chan error, 1)
+	s.send(func() { errc <- f() })
+	select {
+	case err := <-errc:
+		return err
+	case <-s.done:
+		return ErrStopping
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// after runs f on the loop once d has passed.
+func (s *Supervisor) after(d time.Duration, f func()) *time.Timer {
+	return time.AfterFunc(d, func() { s.send(f) })
+}
+
+// Shutdown stops every worker: SIGTERM, then SIGKILL for those still running
+// when ctx ends. It returns once all have exited and the socket directory
+// is removed.
+func (s *Supervisor) Shutdown(ctx context.Context) error {
+	err := s.call(context.Background(), func() error {
+		s.beginShutdown(ctx)
+		return nil
+	})
+	if err != nil && !errors.Is(err, ErrStopping) {
+		return err
+	}
+	<-s.done
+	return nil
+}
+
+func (s *Supervisor) beginShutdown(ctx context.Context) {
+	if s.stopping {
+		return
+	}
+	s.stopping = true
+	s.stopped = make(chan struct{})
+	s.log.Info("stopping workers", "workers", len(s.procs))
+	grace := time.Until(deadline(ctx))
+	for _, p := range s.procs {
+		p.up.SetState(pool.Stopped)
+		s.stop(p, grace)
+	}
+	s.publish()
+	s.checkStopped()
+}
+
+func deadline(ctx context.Context) time.Time {
+	if d, ok := ctx.Deadline(); ok {
+		return d
+	}
+	return time.Now().Add(30 * time.Second)
+}
+
+// checkStopped ends the loop once shutdown has reaped every worker.
+func (s *Supervisor) checkStopped() {
+	if s.stopping && len(s.procs) == 0 {
+		select {
+		case <-s.stopped:
+		default:
+			close(s.stopped)
+		}
+	}
+}

@@ -1,0 +1,128 @@
+// Package api holds the reference worker's HTTP handlers.
+package api
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// Limits on the load-test routes, from the contract.
+const (
+	MaxWorkRounds = 10_000_000
+	MaxSleepMS    = 60_000
+)
+
+// Dependency states reported by /api/health.
+const (
+	DepOK       = "ok"
+	DepDisabled = "disabled"
+	DepDown     = "down"
+)
+
+// Handler serves the reference worker's routes.
+type Handler struct {
+	// ID is the worker's WORKER_ID, 0 when started on its own.
+	ID int
+	// PID is reported by /api/health.
+	PID int
+
+	health []byte // /api/health body; static while no dependency is configured
+}
+
+// New returns a Handler for worker id running as pid.
+func New(id, pid int) *Handler {
+	h := &Handler{ID: id, PID: pid}
+	h.health = h.healthBody(DepDisabled, DepDisabled)
+	return h
+}
+
+func (h *Handler) healthBody(pg, redis string) []byte {
+	b := []byte(`{"status":"ok","worker_id":`)
+	b = strconv.AppendInt(b, int64(h.ID), 10)
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendInt(b, int64(h.PID), 10)
+	b = append(b, `,"postgres":"`+pg+`","redis":"`+redis+`"}`...)
+	return b
+}
+
+// Serve routes one request.
+func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
+	switch string(ctx.Path()) {
+	case "/api/health":
+		h.serveHealth(ctx)
+	case "/api/work":
+		h.serveWork(ctx)
+	case "/api/sleep":
+		h.serveSleep(ctx)
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "no such route")
+	}
+}
+
+func (h *Handler) serveHealth(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("application/json")
+	ctx.SetBody(h.health)
+}
+
+// serveWork runs n rounds of SHA-256 over the previous digest.
+func (h *Handler) serveWork(ctx *fasthttp.RequestCtx) {
+	n, ok := intArg(ctx, "n", 1, MaxWorkRounds)
+	if !ok {
+		return
+	}
+	sum := sha256.Sum256(ctx.Path())
+	for i := 1; i < n; i++ {
+		sum = sha256.Sum256(sum[:])
+	}
+	var hexbuf [64]byte
+	hex.Encode(hexbuf[:], sum[:])
+	b := ctx.Response.BodyWriter()
+	ctx.SetContentType("application/json")
+	buf := append(make([]byte, 0, 128), `{"worker_id":`...)
+	buf = strconv.AppendInt(buf, int64(h.ID), 10)
+	buf = append(buf, `,"n":`...)
+	buf = strconv.AppendInt(buf, int64(n), 10)
+	buf = append(buf, `,"sha256":"`...)
+	buf = append(buf, hexbuf[:]...)
+	buf = append(buf, `"}`...)
+	b.Write(buf)
+}
+
+// serveSleep answers after ms milliseconds.
+func (h *Handler) serveSleep(ctx *fasthttp.RequestCtx) {
+	ms, ok := intArg(ctx, "ms", 0, MaxSleepMS)
+	if !ok {
+		return
+	}
+	time.Sleep(time.Duration(ms) * time.Millisecond)
+	ctx.SetContentType("application/json")
+	b := append([]byte(`{"worker_id":`), strconv.Itoa(h.ID)...)
+	b = append(b, `,"slept_ms":`...)
+	b = strconv.AppendInt(b, int64(ms), 10)
+	ctx.SetBody(append(b, '}'))
+}
+
+// intArg reads query argument name within [lo, hi], or writes a 400.
+func intArg(ctx *fasthttp.RequestCtx, name string, lo, hi int) (int, bool) {
+	raw := ctx.QueryArgs().Peek(name)
+	if len(raw) == 0 {
+		return lo, true
+	}
+	n, err := strconv.Atoi(string(raw))
+	if err != nil || n < lo || n > hi {
+		writeError(ctx, fasthttp.StatusBadRequest,
+			name+" must be an integer in ["+strconv.Itoa(lo)+", "+strconv.Itoa(hi)+"]")
+		return 0, false
+	}
+	return n, true
+}
+
+func writeError(ctx *fasthttp.RequestCtx, status int, msg string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(append(append([]byte(`{"error":`), strconv.Quote(msg)...), '}'))
+}
