@@ -85,6 +85,7 @@ func (c *Checker) Watch(ctx context.Context, u *Upstream) {
 			return
 		case <-t.C:
 		}
+		start := time.Now()
 		s := u.State()
 		if s == Stopped {
 			return
@@ -95,7 +96,10 @@ func (c *Checker) Watch(ctx context.Context, u *Upstream) {
 		if time.Now().After(pr.nextMemory) {
 			c.sampleMemory(pr)
 		}
-		t.Reset(c.wait(u))
+		// Probes keep a fixed cadence from their start, so a hung upstream
+		// is out after UnhealthyThreshold intervals, not intervals plus
+		// timeouts.
+		t.Reset(max(c.wait(u)-time.Since(start), time.Millisecond))
 	}
 }
 

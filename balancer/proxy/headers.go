@@ -98,3 +98,32 @@ func appendIP(b []byte, ip net.IP) []byte {
 	}
 	return netip.AddrFrom16([16]byte(ip)).AppendTo(b)
 }
+
+// ambiguousFraming reports a request that carried both Content-Length and
+// Transfer-Encoding. fasthttp reads such a request as chunked and marks the
+// connection to close (RFC 9112 6.3); we refuse it outright, since a server
+// behind another proxy could frame it differently. fasthttp rewrites the
+// framing headers after reading the body, so the raw header block is
+// scanned, and only for requests already marked to close.
+func ambiguousFraming(h *fasthttp.RequestHeader) bool {
+	if !h.ConnectionClose() {
+		return false
+	}
+	var cl, te bool
+	raw := h.RawHeaders()
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		cl = cl || hasName(line, "content-length:")
+		te = te || hasName(line, "transfer-encoding:")
+	}
+	return cl && te
+}
+
+func hasName(line []byte, name string) bool {
+	return len(line) >= len(name) && bytes.EqualFold(line[:len(name)], []byte(name))
+}

@@ -37,6 +37,11 @@ func New(p *pool.Pool, obs Observer, log hclog.Logger) *Handler {
 
 // ServeHTTP proxies one request. It is a fasthttp.RequestHandler.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
+	if ambiguousFraming(&ctx.Request.Header) {
+		WriteJSONError(ctx, fasthttp.StatusBadRequest, "both Content-Length and Transfer-Encoding")
+		ctx.SetConnectionClose()
+		return
+	}
 	h.prepareRequest(ctx)
 	var tried pool.Tried
 	var err error
