@@ -298,9 +298,9 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 			"\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + smuggle,
 		"two lengths": "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: " +
 			fmt.Sprint(len(smuggle)) + "\r\n\r\n" + smuggle,
-		"bad te":        "POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked, x\r\n\r\n0\r\n\r\n",
-		"control char":  "GET /first HTTP/1.1\r\nHost: x\r\nX-A: b\x01c\r\n\r\n",
-		"bad length":    "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nab",
+		"bad te":       "POST /first HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked, x\r\n\r\n0\r\n\r\n",
+		"control char": "GET /first HTTP/1.1\r\nHost: x\r\nX-A: b\x01c\r\n\r\n",
+		"bad length":   "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nab",
 	} {
 		status := rawRequest(t, b.addr, req)
 		if status != "" && !strings.Contains(status, " 400 ") {

@@ -80,14 +80,14 @@ func (s *syncBuffer) String() string {
 
 // bal is a running balancer under test.
 type bal struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	out    *syncBuffer
-	addr   string
-	admin  string
+	t       *testing.T
+	cmd     *exec.Cmd
+	out     *syncBuffer
+	addr    string
+	admin   string
 	sockets string
-	exited chan struct{}
-	err    error
+	exited  chan struct{}
+	err     error
 }
 
 func freePort(t *testing.T) string {
