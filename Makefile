@@ -4,7 +4,7 @@ BIN       := bin
 GOFLAGS   ?=
 BENCH_FLAGS ?=
 
-.PHONY: all build run test test-go deps vet bench clean
+.PHONY: all build run test bench clean
 
 all: build
 
@@ -15,17 +15,17 @@ build:
 run: build
 	./$(BIN)/balancer
 
-# Every test, with the race detector. Installs what the tests need first.
-test: deps build
+# Every test, with the race detector; then the allocation tests, which the
+# race detector would disturb, in a plain pass.
+test: build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	$(GO) test -count=1 -run Allocs ./balancer/proxy/
 
-deps:
-	@./scripts/deps.sh
-
+# Measures the balancer against nginx and HAProxy fronting the same workers
+# (installs nginx-light, haproxy and wrk from Debian when missing and root).
 bench: build
-	./scripts/deps.sh bench
-	$(GO) run ./bench $(BENCH_FLAGS)
+	$(GO) run ./bench -build=false -bin $(BIN) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BIN)

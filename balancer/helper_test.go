@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 )
@@ -14,7 +15,8 @@ import (
 // helperMain runs the test binary as a worker program that does not use the
 // worker kit (go-plugin's helper-process pattern). Mode "record" appends
 // each request it receives to $RECORD_FILE, so tests can assert what a
-// worker saw.
+// worker saw; with GROW_KB it also keeps that much memory per request, to
+// grow past memory limits.
 func helperMain(mode string) int {
 	if mode != "record" {
 		fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
@@ -33,10 +35,19 @@ func helperMain(mode string) int {
 		return 1
 	}
 	var mu sync.Mutex
+	var hoard [][]byte
+	growKB, _ := strconv.Atoi(os.Getenv("GROW_KB"))
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			mu.Lock()
 			fmt.Fprintf(f, "%s %s cl=%d te=%v\n", r.Method, r.URL.Path, r.ContentLength, r.TransferEncoding)
+			if growKB > 0 {
+				b := make([]byte, growKB<<10)
+				for i := range b {
+					b[i] = byte(i)
+				}
+				hoard = append(hoard, b)
+			}
 			mu.Unlock()
 		}
 		fmt.Fprintf(w, "ok %s\n", os.Getenv("WORKER_ID"))

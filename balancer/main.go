@@ -78,16 +78,21 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	sel, _ := pool.NewSelector(cfg.Strategy)
 	p := pool.New(sel, pool.OutlierOptions{Consecutive: cfg.Unhealthy}, log.Named("pool"))
 	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
-	h := proxy.New(p, nil, log.Named("proxy"))
+	metrics := admin.NewMetrics(p, sup)
+	h := proxy.New(p, metrics, log.Named("proxy"))
 	a := &app{cfg: cfg, log: log, pool: p, sup: sup}
 	a.server = newServer(cfg, h.ServeHTTP, log.Named("server"))
 	a.admin = &http.Server{
 		Handler: admin.New(admin.Options{
-			Token:      cfg.AdminToken,
-			Strategy:   cfg.Strategy,
-			Pool:       p,
-			Supervisor: sup,
-			Log:        log.Named("admin"),
+			Token:       cfg.AdminToken,
+			Strategy:    cfg.Strategy,
+			Pool:        p,
+			Supervisor:  sup,
+			Log:         log.Named("admin"),
+			WorkerLimit: cfg.WorkerLimit,
+			AllowZero:   len(cfg.Upstreams) > 0,
+			OpTimeout:   cfg.WorkerStartTime + 5*time.Second,
+			Metrics:     metrics.Handler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.Named("admin").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
@@ -120,6 +125,13 @@ func supervisorConfig(cfg *Config, dir string) supervisor.Config {
 		StopGrace:     max(time.Second, cfg.HealthInterval),
 		MemoryLimitMB: cfg.MemoryLimitMB,
 		Client:        clientOptions(cfg),
+
+		Upstreams:         cfg.Upstreams,
+		DNSRefresh:        cfg.DNSRefresh,
+		MemoryLog:         cfg.MemoryMonitor,
+		MemoryThresholdMB: cfg.MemoryThreshold,
+		MaxMemoryMB:       cfg.MaxMemoryMB,
+		MaxRequests:       cfg.MaxRequests,
 	}
 }
 

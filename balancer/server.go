@@ -14,12 +14,11 @@ import (
 // bounds of the settings.
 func newServer(cfg *Config, h fasthttp.RequestHandler, log hclog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       h,
-		ErrorHandler:                  errorHandler,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
+		Handler:                      h,
+		ErrorHandler:                 errorHandler,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
 		// A request's header must fit the read buffer: bigger ones get 431.
 		ReadBufferSize:     int(cfg.MaxHeaderBytes),
 		MaxRequestBodySize: int(cfg.MaxBodyBytes),

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"time"
 
@@ -28,6 +29,15 @@ type Options struct {
 	Supervisor *supervisor.Supervisor
 	// Log receives the API's own lines.
 	Log hclog.Logger
+	// WorkerLimit is the most /admin/scale accepts (WORKER_LIMIT).
+	WorkerLimit int
+	// AllowZero lets /admin/scale go to 0 local workers (UPSTREAMS set).
+	AllowZero bool
+	// OpTimeout bounds the wait for a scale, or for each worker of a
+	// reload, to get healthy.
+	OpTimeout time.Duration
+	// Metrics is served at /metrics; nil serves none.
+	Metrics http.Handler
 }
 
 type api struct {
@@ -42,6 +52,17 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/admin/workers", a.only(http.MethodGet, a.workers))
 	mux.HandleFunc("/admin/health", a.only(http.MethodGet, a.health))
+	mux.HandleFunc("/admin/scale", a.only(http.MethodPost, a.scale))
+	mux.HandleFunc("/admin/reload", a.only(http.MethodPost, a.reload))
+	if o.Metrics != nil {
+		mux.Handle("/metrics", o.Metrics)
+	}
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such admin path") })
 	return a.auth(mux)
 }
 

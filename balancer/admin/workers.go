@@ -106,6 +106,8 @@ func workerOf(u *pool.Upstream) Worker {
 		Ejections: u.Ejections(),
 		StartedAt: u.StartedAt.UTC().Format(time.RFC3339),
 		Memory:    memoryOf(u.Memory()),
+
+		OverThreshold: u.OverThreshold(),
 	}
 }
 

@@ -3,31 +3,42 @@ package pool
 import "sync/atomic"
 
 // LeastConn picks the available upstream with the fewest requests in
-// flight. Ties go to the first one found from a rotating start, so equal
-// upstreams share the load.
+// flight. Ties are broken in turn, from a shared counter, so equal
+// upstreams share the load evenly.
 type LeastConn struct {
-	start atomic.Uint64
+	turn atomic.Uint64
 }
 
 var _ Selector = (*LeastConn)(nil)
 
 // Select implements Selector.
 func (l *LeastConn) Select(ups []*Upstream, tried Tried) *Upstream {
-	n := uint64(len(ups))
-	if n == 0 {
-		return nil
-	}
-	first := l.start.Add(1)
 	var best *Upstream
 	var bestLoad int64
-	for i := range n {
-		u := ups[(first+i)%n]
+	ties := uint64(0)
+	for _, u := range ups {
 		if !eligible(u, tried) {
 			continue
 		}
-		if load := u.Inflight(); best == nil || load < bestLoad {
-			best, bestLoad = u, load
+		switch load := u.Inflight(); {
+		case best == nil || load < bestLoad:
+			best, bestLoad, ties = u, load, 1
+		case load == bestLoad:
+			ties++
 		}
 	}
-	return best
+	if ties <= 1 {
+		return best
+	}
+	// Take the k-th of the tied upstreams.
+	k := l.turn.Add(1) % ties
+	for _, u := range ups {
+		if eligible(u, tried) && u.Inflight() == bestLoad {
+			if k == 0 {
+				return u
+			}
+			k--
+		}
+	}
+	return best // loads moved between the passes
 }

@@ -74,6 +74,7 @@ type Upstream struct {
 	ejectedUntil atomic.Int64 // unix nanoseconds
 	statusClass  [6]atomic.Uint64
 	memory       atomic.Pointer[protocol.MemoryReport]
+	overLimit    atomic.Bool
 }
 
 // ClientOptions sets the per-upstream client limits.
@@ -111,18 +112,17 @@ func newClient(address string, o ClientOptions) *fasthttp.HostClient {
 		o.ReadBufferSize = 64 << 10
 	}
 	hc := &fasthttp.HostClient{
-		Addr:                          address,
-		Name:                          "-",
-		NoDefaultUserAgentHeader:      true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePathNormalizing:        true,
-		MaxIdemponentCallAttempts:     1,
-		ReadTimeout:                   o.Timeout,
-		WriteTimeout:                  o.Timeout,
-		MaxIdleConnDuration:           o.IdleTime,
-		MaxConns:                      o.MaxConns,
-		ReadBufferSize:                o.ReadBufferSize,
-		ConnPoolStrategy:              fasthttp.LIFO,
+		Addr:                      address,
+		Name:                      "-",
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		MaxIdemponentCallAttempts: 1,
+		ReadTimeout:               o.Timeout,
+		WriteTimeout:              o.Timeout,
+		MaxIdleConnDuration:       o.IdleTime,
+		MaxConns:                  o.MaxConns,
+		ReadBufferSize:            o.ReadBufferSize,
+		ConnPoolStrategy:          fasthttp.LIFO,
 	}
 	network, target := "tcp", address
 	if p, ok := strings.CutPrefix(address, "unix:"); ok {
@@ -211,3 +211,10 @@ func (u *Upstream) SetMemory(m *protocol.MemoryReport) { u.memory.Store(m) }
 
 // EjectedUntil returns the end of the current passive ejection.
 func (u *Upstream) EjectedUntil() time.Time { return time.Unix(0, u.ejectedUntil.Load()) }
+
+// OverThreshold reports whether the last memory sample was above
+// MEMORY_THRESHOLD_MB.
+func (u *Upstream) OverThreshold() bool { return u.overLimit.Load() }
+
+// SetOverThreshold stores the threshold flag and reports whether it changed.
+func (u *Upstream) SetOverThreshold(over bool) bool { return u.overLimit.Swap(over) != over }

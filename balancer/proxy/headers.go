@@ -10,9 +10,10 @@ import (
 )
 
 // hopHeaders are removed before forwarding, in both directions (RFC 9110
-// 7.6.1, as net/http/httputil lists them). fasthttp manages Connection,
-// Content-Length and Transfer-Encoding framing itself.
+// 7.6.1, as net/http/httputil lists them). fasthttp manages Content-Length
+// and Transfer-Encoding framing itself.
 var hopHeaders = []string{
+	"Connection",
 	"Keep-Alive",
 	"Proxy-Connection",
 	"Proxy-Authenticate",
@@ -31,7 +32,14 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx) {
 	// connections stay pooled.
 	hdr.ResetConnectionClose()
 	keepTrailers := bytes.EqualFold(hdr.Peek("Te"), []byte("trailers"))
-	removeHopHeaders(hdr.Peek("Connection"), hdr.Del, hdr.DelBytes)
+	var named hopNames
+	named.parse(hdr.Peek("Connection"))
+	for i := range named.n {
+		hdr.DelBytes(named.name(i))
+	}
+	for _, k := range hopHeaders {
+		hdr.Del(k)
+	}
 	if keepTrailers {
 		hdr.Set("Te", "trailers")
 	}
@@ -53,33 +61,46 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx) {
 // keeps the client connection open unless the client asked otherwise.
 func prepareResponse(resp *fasthttp.Response) {
 	hdr := &resp.Header
-	removeHopHeaders(hdr.Peek("Connection"), hdr.Del, hdr.DelBytes)
+	var named hopNames
+	named.parse(hdr.Peek("Connection"))
+	for i := range named.n {
+		hdr.DelBytes(named.name(i))
+	}
+	for _, k := range hopHeaders {
+		hdr.Del(k)
+	}
 	hdr.ResetConnectionClose()
 }
 
-// removeHopHeaders deletes the headers named in a Connection value, the
-// Connection header itself, and the fixed hop-by-hop list.
-func removeHopHeaders(connection []byte, del func(string), delBytes func([]byte)) {
-	if len(connection) > 0 {
-		var names [8][]byte
-		n := 0
-		for tok := range bytes.SplitSeq(connection, []byte{','}) {
-			tok = bytes.TrimSpace(tok)
-			if len(tok) > 0 && n < len(names) {
-				names[n] = tok
-				n++
-			}
+// hopNames holds copies of the header names a Connection value lists, so
+// they can be deleted from the header they point into. It lives on the
+// caller's stack: offsets, not slices, keep it from pointing into itself.
+type hopNames struct {
+	buf  [256]byte
+	end  [8]uint16
+	n    int
+	used int
+}
+
+func (h *hopNames) parse(connection []byte) {
+	for tok := range bytes.SplitSeq(connection, []byte{','}) {
+		tok = bytes.TrimSpace(tok)
+		if len(tok) == 0 || h.n == len(h.end) || h.used+len(tok) > len(h.buf) {
+			continue
 		}
-		// Copy first: connection points into the header being edited.
-		var buf [256]byte
-		for _, name := range names[:n] {
-			delBytes(append(buf[:0], name...))
-		}
-		del("Connection")
+		h.used += copy(h.buf[h.used:], tok)
+		h.end[h.n] = uint16(h.used)
+		h.n++
 	}
-	for _, k := range hopHeaders {
-		del(k)
+}
+
+// name returns the i-th listed name.
+func (h *hopNames) name(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = int(h.end[i-1])
 	}
+	return h.buf[start:h.end[i]]
 }
 
 // appendIP appends ip's text form without allocating.

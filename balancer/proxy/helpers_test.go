@@ -150,19 +150,18 @@ var testClientOptions = pool.ClientOptions{Timeout: 5 * time.Second}
 // with the default settings, which package main does not export.
 func newFrontServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
-		Handler:                       h,
-		ErrorHandler:                  frontErrorHandler,
-		NoDefaultServerHeader:         true,
-		NoDefaultContentType:          true,
-		DisableHeaderNamesNormalizing: true,
-		DisablePreParseMultipartForm:  true,
-		ReadBufferSize:                64 << 10,
-		MaxRequestBodySize:            32 << 20,
-		ReadTimeout:                   10 * time.Second,
-		WriteTimeout:                  60 * time.Second,
-		IdleTimeout:                   60 * time.Second,
-		CloseOnShutdown:               true,
-		Logger:                        silent{},
+		Handler:                      h,
+		ErrorHandler:                 frontErrorHandler,
+		NoDefaultServerHeader:        true,
+		NoDefaultContentType:         true,
+		DisablePreParseMultipartForm: true,
+		ReadBufferSize:               64 << 10,
+		MaxRequestBodySize:           32 << 20,
+		ReadTimeout:                  10 * time.Second,
+		WriteTimeout:                 60 * time.Second,
+		IdleTimeout:                  60 * time.Second,
+		CloseOnShutdown:              true,
+		Logger:                       silent{},
 	}
 }
 

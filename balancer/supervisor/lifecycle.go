@@ -42,17 +42,17 @@ func (s *Supervisor) spawnInto(sl *slot, replacement bool) {
 
 // onReady admits a worker that answered its first health probe.
 func (s *Supervisor) onReady(u *pool.Upstream) {
+	select {
+	case <-s.readyCh:
+	default:
+		close(s.readyCh)
+	}
 	p := s.procs[u]
 	if p == nil || p.exited || p.stopping {
 		return
 	}
 	p.ready = true
 	p.log.Info("worker ready", "after", time.Since(p.started).Round(time.Millisecond))
-	select {
-	case <-s.readyCh:
-	default:
-		close(s.readyCh)
-	}
 	if sl := p.slot; p == sl.next {
 		s.swap(sl)
 	}
@@ -103,7 +103,8 @@ func (s *Supervisor) onUnhealthy(u *pool.Upstream) {
 	sl.retire(p)
 	s.stop(p, s.cfg.StopGrace)
 	sl.restarts++
-	sl.cause = "unhealthy"
+	sl.cause = CauseUnhealthy
+	s.restarts.add(CauseUnhealthy)
 	if !sl.retiring {
 		s.spawnInto(sl, false)
 	}
@@ -201,7 +202,8 @@ func (s *Supervisor) crashed(sl *slot, p *proc) {
 	}
 	sl.crashes++
 	sl.restarts++
-	sl.cause = "crash"
+	sl.cause = CauseCrash
+	s.restarts.add(CauseCrash)
 	if !sl.retiring {
 		s.scheduleRespawn(sl)
 	}

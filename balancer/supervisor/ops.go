@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"time"
+
+	"github.com/procbal/procbal/balancer/pool"
 )
 
 // ErrBusy is returned when a scale or reload is asked for while another is
@@ -48,7 +50,7 @@ func (s *Supervisor) checkWaiters() {
 func (s *Supervisor) Active() int {
 	n := 0
 	for _, v := range s.Workers() {
-		if !v.Retiring {
+		if v.Upstream.Kind == pool.Local && !v.Retiring {
 			n++
 		}
 	}
@@ -196,7 +198,7 @@ func (s *Supervisor) reloadNext(ids []int, res chan<- error) {
 		if sl == nil || sl.retiring {
 			continue
 		}
-		s.replace(sl, "reload", func(err error) {
+		s.replace(sl, CauseReload, func(err error) {
 			if err != nil {
 				s.log.Error("reload stopped: replacement not healthy, old worker keeps serving", "worker_id", sl.id, "error", err)
 				res <- fmt.Errorf("replacing worker %d: %w", sl.id, err)
@@ -212,17 +214,25 @@ func (s *Supervisor) reloadNext(ids []int, res chan<- error) {
 
 // replace starts a replacement for sl's process; once it is healthy it
 // serves and the old process drains. then, if not nil, learns the outcome.
-// Only the loop calls it.
+// When a replacement is already starting, then waits for that one: it runs
+// the same WORKER_CMD. Only the loop calls it.
 func (s *Supervisor) replace(sl *slot, cause string, then func(error)) {
 	if sl.next != nil {
-		if then != nil {
-			then(errors.New("a replacement is already starting"))
+		prev := sl.onSwap
+		sl.onSwap = func(err error) {
+			if prev != nil {
+				prev(err)
+			}
+			if then != nil {
+				then(err)
+			}
 		}
 		return
 	}
 	sl.onSwap = func(err error) {
 		if err == nil {
 			sl.cause = cause
+			s.restarts.add(cause)
 		}
 		if then != nil {
 			then(err)

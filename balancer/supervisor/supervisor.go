@@ -43,6 +43,20 @@ type Config struct {
 	MemoryLimitMB int
 	// Client configures each worker's HostClient.
 	Client pool.ClientOptions
+	// Upstreams are remote upstreams: host:port, a DNS name with port
+	// (every address it resolves to, re-resolved every DNSRefresh) or
+	// unix:/path.
+	Upstreams  []string
+	DNSRefresh time.Duration
+	// MemoryLog logs every memory sample (ENABLE_MEMORY_MONITORING).
+	MemoryLog bool
+	// MemoryThresholdMB flags and warns about workers above it; 0 is off.
+	MemoryThresholdMB int
+	// MaxMemoryMB recycles a worker whose RSS is above it; 0 is off.
+	MaxMemoryMB int
+	// MaxRequests recycles a worker after this many requests, plus a jitter
+	// of up to 10% so workers do not all recycle at once; 0 is off.
+	MaxRequests int
 }
 
 // ErrStopping is returned to commands that arrive during shutdown.
@@ -59,16 +73,19 @@ type Supervisor struct {
 	done   chan struct{}
 
 	// Owned by the loop goroutine.
-	slots    map[int]*slot
-	procs    map[*pool.Upstream]*proc
-	gen      int
-	stopping bool
-	busy     bool // a scale or reload runs
-	waiters  []waiter
-	stopped  chan struct{}
-	readyCh  chan struct{}
+	slots     map[int]*slot
+	procs     map[*pool.Upstream]*proc
+	remotes   map[string]*remote
+	remoteSeq int
+	gen       int
+	stopping  bool
+	busy      bool // a scale or reload runs
+	waiters   []waiter
+	stopped   chan struct{}
+	readyCh   chan struct{}
 
-	view atomic.Pointer[[]WorkerView]
+	view     atomic.Pointer[[]WorkerView]
+	restarts restartCounts
 }
 
 // New returns a Supervisor that publishes its workers into p. checkOpts
@@ -85,11 +102,13 @@ func New(cfg Config, p *pool.Pool, checkOpts pool.CheckOptions, log hclog.Logger
 		done:    make(chan struct{}),
 		slots:   map[int]*slot{},
 		procs:   map[*pool.Upstream]*proc{},
+		remotes: map[string]*remote{},
 		readyCh: make(chan struct{}),
 	}
 	s.checker = pool.NewChecker(checkOpts, pool.Hooks{
 		Ready:     func(u *pool.Upstream) { s.send(func() { s.onReady(u) }) },
 		Unhealthy: func(u *pool.Upstream) { s.send(func() { s.onUnhealthy(u) }) },
+		Memory:    s.onMemory,
 	}, log.Named("health"))
 	s.publish()
 	return s
@@ -105,10 +124,15 @@ func (s *Supervisor) Run() error {
 	for id := 1; id <= s.cfg.Workers; id++ {
 		s.startSlot(id)
 	}
+	s.startRemotes()
+	tick := time.NewTicker(recycleCheck)
+	defer tick.Stop()
 	for {
 		select {
 		case ev := <-s.events:
 			ev()
+		case <-tick.C:
+			s.checkRecycle()
 		case <-s.stopped:
 			s.log.Info("all workers stopped")
 			return os.RemoveAll(s.cfg.SocketDir)
@@ -165,6 +189,7 @@ func (s *Supervisor) beginShutdown(ctx context.Context) {
 	s.stopping = true
 	s.stopped = make(chan struct{})
 	s.log.Info("stopping workers", "workers", len(s.procs))
+	s.stopRemotes()
 	grace := time.Until(deadline(ctx))
 	for _, p := range s.procs {
 		p.up.SetState(pool.Stopped)

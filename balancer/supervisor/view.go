@@ -48,6 +48,10 @@ func (s *Supervisor) publish() {
 			views = append(views, WorkerView{ID: id, Upstream: u, Restarts: sl.restarts, Cause: sl.cause, Retiring: sl.retiring})
 		}
 	}
+	for _, u := range s.remoteList() {
+		ups = append(ups, u)
+		views = append(views, WorkerView{ID: u.ID, Upstream: u})
+	}
 	s.pool.Publish(ups)
 	s.view.Store(&views)
 	s.checkWaiters()

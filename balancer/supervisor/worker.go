@@ -44,6 +44,8 @@ type proc struct {
 	exited    bool
 	cancel    context.CancelFunc // stops its health checker
 	killTimer *time.Timer
+	// maxRequests is this process's MAX_REQUESTS with jitter; 0 is off.
+	maxRequests uint64
 }
 
 // procs lists every live process of the slot.

@@ -1,0 +1,47 @@
+package proxy_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttputil"
+
+	"github.com/procbal/procbal/balancer/proxy"
+)
+
+func okHandler(ctx *fasthttp.RequestCtx) { ctx.SetBodyString("ok") }
+
+// BenchmarkProxyGET measures one proxied GET end to end: a fasthttp client
+// over an in-memory connection to the front server running the proxy, and
+// the proxy over a real unix socket to a fasthttp upstream.
+func BenchmarkProxyGET(b *testing.B) {
+	be := startBackend(b, okHandler)
+	p, _ := newPool(b, testClientOptions, be.addr)
+	ln := fasthttputil.NewInmemoryListener()
+	srv := newFrontServer(proxy.New(p, nil, hclog.NewNullLogger()).ServeHTTP)
+	go func() { _ = srv.Serve(ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		_ = srv.ShutdownWithContext(ctx)
+	})
+	c := &fasthttp.HostClient{Addr: "front", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
+	b.Cleanup(c.CloseIdleConnections)
+
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://front/bench")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("status %d, %v", resp.StatusCode(), err)
+		}
+	}
+}
+

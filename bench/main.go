@@ -1,0 +1,142 @@
+// Command bench measures the balancer against nginx, HAProxy and a worker
+// reached directly, and checks that killing, scaling and reloading workers
+// fails no request.
+//
+// Run it from the repository, as `make bench` does:
+//
+//	go run ./bench [flags]
+//
+// It builds bin/balancer and bin/worker, starts every system on loopback
+// (each proxy in front of its own N fresh workers on unix sockets, all from
+// the same worker binary), then loads them with wrk, round after round, the
+// systems interleaved within each round so that machine drift hits all of
+// them alike. It prints markdown tables and writes them, with the machine
+// and the date, to docs/PERFORMANCE.md. Every process it started is ended on
+// exit, Ctrl-C included.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// config is the run's settings, from flags.
+type config struct {
+	workers        int
+	rounds         int
+	duration       time.Duration
+	warmup         time.Duration
+	threads        int
+	connections    int
+	paths          []string
+	systems        []string
+	nginxWorkers   string
+	haproxyThreads int
+	wrkCPU         string
+	binDir         string
+	build          bool
+	docs           string
+	failures       bool
+	balancerEnv    []string
+	args           []string // the flags as given, for the report
+}
+
+// parseFlags reads the command line.
+func parseFlags(args []string) (config, error) {
+	var c config
+	var paths, systems, benv string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&c.workers, "workers", 2, "workers behind each proxy (N)")
+	fs.IntVar(&c.rounds, "rounds", 3, "rounds; every system is measured once per path per round")
+	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of one wrk measurement (whole seconds)")
+	fs.DurationVar(&c.warmup, "warmup", time.Second, "unrecorded wrk run before a system's first measurement of a path (0: none)")
+	fs.IntVar(&c.threads, "threads", 1, "wrk threads (-t)")
+	fs.IntVar(&c.connections, "connections", 32, "wrk connections (-c)")
+	fs.StringVar(&paths, "paths", "/api/health,/api/work?n=200", "comma list of paths to load")
+	fs.StringVar(&systems, "systems", strings.Join(allSystems, ","), "comma list of systems to measure")
+	fs.StringVar(&c.nginxWorkers, "nginx-workers", "1", "nginx worker_processes (a number or auto); 1 matches our single balancer process")
+	fs.IntVar(&c.haproxyThreads, "haproxy-threads", 1, "HAProxy nbthread")
+	fs.StringVar(&c.wrkCPU, "wrk-cpu", "", "pin wrk to this CPU list with taskset (e.g. 1); empty: not pinned")
+	fs.StringVar(&c.binDir, "bin", "bin", "directory of the balancer and worker binaries")
+	fs.BoolVar(&c.build, "build", true, "go build ./balancer ./worker into -bin first")
+	fs.StringVar(&c.docs, "docs", "docs/PERFORMANCE.md", "write the Performance report here (empty: do not write)")
+	fs.StringVar(&c.docs, "write-docs", "docs/PERFORMANCE.md", "same as -docs")
+	fs.BoolVar(&c.failures, "failures", true, "after the rounds, count failed requests during a kill -9, a scale and a reload of the balancer's workers")
+	fs.StringVar(&benv, "balancer-env", "", "comma list of extra KEY=VALUE settings for the balancer")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	c.paths, c.systems, c.balancerEnv, c.args = splitList(paths), splitList(systems), splitList(benv), args
+	return c, c.validate()
+}
+
+// validate rejects settings the run cannot honour.
+func (c config) validate() error {
+	switch {
+	case c.workers < 1, c.rounds < 1, c.threads < 1:
+		return errors.New("-workers, -rounds and -threads must be at least 1")
+	case c.connections < c.threads:
+		return errors.New("-connections must be at least -threads")
+	case c.duration < time.Second || c.duration%time.Second != 0:
+		return errors.New("-duration must be whole seconds, at least 1s")
+	case c.warmup < 0 || c.warmup%time.Second != 0:
+		return errors.New("-warmup must be whole seconds")
+	case len(c.paths) == 0 || len(c.systems) == 0:
+		return errors.New("-paths and -systems must not be empty")
+	}
+	for _, s := range c.systems {
+		if !slices.Contains(allSystems, s) {
+			return fmt.Errorf("-systems: unknown %q (know %s)", s, strings.Join(allSystems, ", "))
+		}
+	}
+	for _, p := range c.paths {
+		if !strings.HasPrefix(p, "/") {
+			return fmt.Errorf("-paths: %q must start with /", p)
+		}
+	}
+	return nil
+}
+
+// estimate is roughly how long the throughput rounds take.
+func (c config) estimate() time.Duration {
+	runs := time.Duration(len(c.systems) * len(c.paths))
+	return runs*time.Duration(c.rounds)*c.duration + runs*c.warmup
+}
+
+func main() {
+	os.Exit(run())
+}
+
+// run is main with an exit status, so that deferred clean-up always runs.
+func run() int {
+	cfg, err := parseFlags(os.Args[1:])
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 2
+	}
+	if err := becomeSubreaper(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: warning: cannot adopt orphans:", err)
+	}
+	defer reapDescendants()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer stop()
+	if err := bench(ctx, cfg); err != nil {
+		if ctx.Err() != nil {
+			err = errors.New("interrupted; every process it started was stopped")
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		return 1
+	}
+	return 0
+}

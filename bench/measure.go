@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// sample is one wrk run against one system and path.
+type sample struct {
+	wrk wrkResult
+	cpu time.Duration // the proxy's CPU time during the run
+}
+
+// cell gathers every sample of one system on one path.
+type cell struct {
+	samples []sample
+	peakRSS uint64 // the proxy's VmHWM, bytes; 0 without a proxy
+}
+
+// results maps path, then system name, to its cell.
+type results map[string]map[string]*cell
+
+// bench runs the whole benchmark: build, start, rounds, failure checks,
+// report.
+func bench(ctx context.Context, cfg config) error {
+	started := time.Now().UTC()
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	t, err := resolveTools(ctx, cfg, root)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "procbal-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	su := setup{cfg: cfg, tools: t, dir: dir, logDir: filepath.Join(dir, "logs")}
+	if err := os.Mkdir(su.logDir, 0o700); err != nil {
+		return err
+	}
+	systems, err := startAll(ctx, su)
+	defer stopAll(systems)
+	if err != nil {
+		return err
+	}
+	return measureAndReport(ctx, cfg, t, systems, root, started)
+}
+
+// measureAndReport runs the rounds and the failure checks, then prints and
+// writes the report. Failed requests in the checks make it an error.
+func measureAndReport(ctx context.Context, cfg config, t tools, systems []*system, root string, started time.Time) error {
+	fmt.Fprintf(os.Stderr, "bench: throughput rounds take about %s\n", cfg.estimate().Round(time.Second))
+	res, err := measure(ctx, cfg, t, systems)
+	if err != nil {
+		return err
+	}
+	var events []eventResult
+	if b := findSystem(systems, sysBalancer); cfg.failures && b != nil {
+		events = runFailureChecks(ctx, b, cfg.workers)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	doc := renderReport(reportInput{cfg: cfg, tools: t, res: res, events: events, started: started})
+	fmt.Print(doc)
+	if cfg.docs != "" {
+		if err := writeDoc(root, cfg.docs, doc); err != nil {
+			return err
+		}
+	}
+	return failureVerdict(events)
+}
+
+// startAll starts every configured system; on error it returns those
+// already started, for the caller to stop.
+func startAll(ctx context.Context, su setup) ([]*system, error) {
+	var out []*system
+	for _, name := range su.cfg.systems {
+		fmt.Fprintf(os.Stderr, "bench: starting %s\n", name)
+		s, err := startSystem(ctx, su, name)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// stopAll stops the systems.
+func stopAll(systems []*system) {
+	for _, s := range systems {
+		s.stop()
+	}
+}
+
+// findSystem returns the system named name, or nil.
+func findSystem(systems []*system, name string) *system {
+	for _, s := range systems {
+		if s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// measure runs the rounds. Within a round each path is loaded on every
+// system in turn; the order rotates from round to round so that no system
+// always goes first.
+func measure(ctx context.Context, cfg config, t tools, systems []*system) (results, error) {
+	res := results{}
+	opts := wrkOptions{Path: t.wrk, Threads: cfg.threads, Connections: cfg.connections, CPU: cfg.wrkCPU}
+	for r := 0; r < cfg.rounds; r++ {
+		order := append(append([]*system{}, systems[r%len(systems):]...), systems[:r%len(systems)]...)
+		for _, path := range cfg.paths {
+			for _, s := range order {
+				if r == 0 && cfg.warmup > 0 {
+					warm := opts
+					warm.Duration = cfg.warmup
+					if _, err := runWrk(ctx, warm, s.baseURL+path); err != nil {
+						return nil, fmt.Errorf("%s warm-up: %w", s.name, err)
+					}
+				}
+				opts.Duration = cfg.duration
+				if err := measureOne(ctx, opts, s, path, res); err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(os.Stderr, "bench: round %d/%d %-8s %-18s %s\n", r+1, cfg.rounds, s.name, path, lastSample(res, path, s.name))
+			}
+		}
+	}
+	return res, nil
+}
+
+// measureOne runs wrk once against s and records the sample with the
+// proxy's CPU time during the run and its peak RSS so far.
+func measureOne(ctx context.Context, opts wrkOptions, s *system, path string, res results) error {
+	if err := s.alive(); err != nil {
+		return err
+	}
+	pids := s.proxyPIDs()
+	before := sampleCPU(pids)
+	w, err := runWrk(ctx, opts, s.baseURL+path)
+	if err != nil {
+		return fmt.Errorf("%s: %w", s.name, err)
+	}
+	after := sampleCPU(pids)
+	if res[path] == nil {
+		res[path] = map[string]*cell{}
+	}
+	c := res[path][s.name]
+	if c == nil {
+		c = &cell{}
+		res[path][s.name] = c
+	}
+	c.samples = append(c.samples, sample{wrk: w, cpu: after.CPU - before.CPU})
+	c.peakRSS = max(c.peakRSS, samplePeakRSS(pids))
+	return s.alive()
+}
+
+// lastSample summarises the latest sample of a cell for progress lines.
+func lastSample(res results, path, name string) string {
+	c := res[path][name]
+	w := c.samples[len(c.samples)-1].wrk
+	return fmt.Sprintf("%9.0f req/s  p99 %-9s errors %d", w.RPS, fmtLatency(w.Latency[99]), w.Errors())
+}

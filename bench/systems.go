@@ -1,0 +1,285 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Names of the systems under test.
+const (
+	sysBalancer = "balancer"
+	sysNginx    = "nginx"
+	sysHAProxy  = "haproxy"
+	sysDirect   = "direct"
+)
+
+// allSystems is every system, in the order tables list them.
+var allSystems = []string{sysBalancer, sysNginx, sysHAProxy, sysDirect}
+
+// startupTimeout bounds how long any system may take to become ready.
+const startupTimeout = 30 * time.Second
+
+// system is one target under test, started and answering.
+type system struct {
+	name     string
+	baseURL  string  // http://127.0.0.1:port
+	adminURL string  // the balancer's admin API; empty for the others
+	procs    []*proc // everything started for it, in start order
+	proxy    *proc   // the proxy's main process; nil for direct
+}
+
+// proxyPIDs returns the processes whose CPU and memory count as the
+// proxy's: the main process and what it forked (nginx's workers). The
+// balancer's workers are excluded: it runs them as programs of their own,
+// like the upstreams of nginx and HAProxy.
+func (s *system) proxyPIDs() []int {
+	if s.proxy == nil {
+		return nil
+	}
+	if s.name == sysBalancer {
+		return []int{s.proxy.PID()}
+	}
+	return append([]int{s.proxy.PID()}, descendantsOf(s.proxy.PID())...)
+}
+
+// alive returns an error naming the first of the system's processes that
+// has exited.
+func (s *system) alive() error {
+	for _, p := range s.procs {
+		if p.exited() {
+			return p.failure(fmt.Errorf("exited (code %d)", p.cmd.ProcessState.ExitCode()))
+		}
+	}
+	return nil
+}
+
+// stop ends the system's processes, the proxy first.
+func (s *system) stop() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		s.procs[i].stop()
+	}
+}
+
+// setup is what every system's start needs.
+type setup struct {
+	cfg    config
+	tools  tools
+	dir    string // private temp dir: sockets, configs
+	logDir string
+}
+
+// startSystem starts the named system and waits until it answers.
+func startSystem(ctx context.Context, su setup, name string) (*system, error) {
+	s := &system{name: name}
+	var err error
+	switch name {
+	case sysBalancer:
+		err = startBalancer(ctx, su, s)
+	case sysNginx, sysHAProxy:
+		err = startFronted(ctx, su, s)
+	case sysDirect:
+		err = startDirect(ctx, su, s)
+	default:
+		err = fmt.Errorf("unknown system %q", name)
+	}
+	if err != nil {
+		s.stop()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// startFronted starts N workers on unix sockets and nginx or HAProxy in
+// front of them.
+func startFronted(ctx context.Context, su setup, s *system) error {
+	socks, err := startSocketWorkers(ctx, su, s)
+	if err != nil {
+		return err
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(su.dir, s.name)
+	var argv []string
+	if s.name == sysNginx {
+		argv, err = nginxCommand(su, dir, port, socks)
+	} else {
+		argv, err = haproxyCommand(su, dir, port, socks)
+	}
+	if err != nil {
+		return err
+	}
+	p, err := startProc(s.name, su.logDir, nil, argv...)
+	if err != nil {
+		return err
+	}
+	s.procs, s.proxy = append(s.procs, p), p
+	s.baseURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	return waitReady(ctx, p, func() error { return getOK(localClient, s.baseURL+"/api/health") })
+}
+
+// startSocketWorkers starts cfg.workers workers, each on its own unix
+// socket in a directory of the system's, and waits for their /healthz.
+func startSocketWorkers(ctx context.Context, su setup, s *system) ([]string, error) {
+	dir := filepath.Join(su.dir, s.name)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	var socks []string
+	for i := 1; i <= su.cfg.workers; i++ {
+		sock := filepath.Join(dir, "w"+strconv.Itoa(i)+".sock")
+		env := []string{"WORKER_SOCKET=" + sock, "WORKER_ID=" + strconv.Itoa(i)}
+		p, err := startProc(fmt.Sprintf("%s-worker%d", s.name, i), su.logDir, env, su.tools.worker)
+		if err != nil {
+			return nil, err
+		}
+		s.procs = append(s.procs, p)
+		c := unixClient(sock)
+		if err := waitReady(ctx, p, func() error { return getOK(c, "http://worker/healthz") }); err != nil {
+			return nil, err
+		}
+		socks = append(socks, sock)
+	}
+	return socks, nil
+}
+
+// startDirect starts one worker on a loopback TCP port: the no-proxy limit.
+func startDirect(ctx context.Context, su setup, s *system) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	env := []string{"WORKER_ADDR=" + addr, "WORKER_ID=1"}
+	p, err := startProc("direct-worker", su.logDir, env, su.tools.worker)
+	if err != nil {
+		return err
+	}
+	s.procs = append(s.procs, p)
+	s.baseURL = "http://" + addr
+	return waitReady(ctx, p, func() error { return getOK(localClient, s.baseURL+"/healthz") })
+}
+
+// startBalancer starts our balancer with N workers and waits until all of
+// them are healthy.
+func startBalancer(ctx context.Context, su setup, s *system) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	admin, err := freePort()
+	if err != nil {
+		return err
+	}
+	env := []string{
+		"LISTEN_ADDR=127.0.0.1:" + strconv.Itoa(port),
+		"ADMIN_ADDR=127.0.0.1:" + strconv.Itoa(admin),
+		"MAX_WORKERS=" + strconv.Itoa(su.cfg.workers),
+		"WORKER_CMD=" + su.tools.worker,
+		"LOG_LEVEL=warn",
+		"TMPDIR=" + su.dir, // its socket directory lands in ours
+	}
+	p, err := startProc("balancer", su.logDir, append(env, su.cfg.balancerEnv...), su.tools.balancer)
+	if err != nil {
+		return err
+	}
+	s.procs, s.proxy = append(s.procs, p), p
+	s.baseURL = "http://127.0.0.1:" + strconv.Itoa(port)
+	s.adminURL = "http://127.0.0.1:" + strconv.Itoa(admin)
+	return waitReady(ctx, p, func() error {
+		if err := balancerHealthy(s.adminURL, su.cfg.workers); err != nil {
+			return err
+		}
+		return getOK(localClient, s.baseURL+"/api/health")
+	})
+}
+
+// balancerHealthy checks /admin/health and that want workers are healthy.
+func balancerHealthy(adminURL string, want int) error {
+	if err := getOK(localClient, adminURL+"/admin/health"); err != nil {
+		return err
+	}
+	doc, err := getWorkers(adminURL)
+	if err != nil {
+		return err
+	}
+	if doc.Totals.Healthy != want {
+		return fmt.Errorf("%d of %d workers healthy", doc.Totals.Healthy, want)
+	}
+	return nil
+}
+
+// localClient talks to loopback targets during setup and checks.
+var localClient = &http.Client{Timeout: 5 * time.Second}
+
+// unixClient returns a client whose every request goes to the unix socket.
+func unixClient(sock string) *http.Client {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", sock)
+	}}
+	return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+}
+
+// getOK returns nil when GET url answers 200.
+func getOK(c *http.Client, url string) error {
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return nil
+}
+
+// waitReady polls check until it succeeds, p exits, or startupTimeout.
+func waitReady(ctx context.Context, p *proc, check func() error) error {
+	deadline := time.Now().Add(startupTimeout)
+	for {
+		err := check()
+		switch {
+		case err == nil:
+			return nil
+		case p.exited():
+			return p.failure(fmt.Errorf("exited during start-up (code %d)", p.cmd.ProcessState.ExitCode()))
+		case time.Now().After(deadline):
+			return p.failure(fmt.Errorf("not ready after %s: %w", startupTimeout, err))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// freePort returns a loopback TCP port that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// splitList splits a comma list, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
