@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -29,14 +30,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
 		os.Exit(2)
 	}
-	log, err := logging.New(logging.Options{Name: "balancer", Level: cfg.LogLevel, Format: cfg.LogFormat})
+	var out io.Writer = os.Stderr
+	if cfg.LogFile != "" {
+		f, err := logging.OpenRotating(cfg.LogFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "balancer: bad setting: LOG_FILE:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		out = io.MultiWriter(os.Stderr, f)
+	}
+	log, err := logging.New(logging.Options{Name: "balancer", Level: cfg.LogLevel, Format: cfg.LogFormat, Output: out})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
 		os.Exit(2)
 	}
 	if err := run(cfg, log); err != nil {
 		log.Error("balancer failed", "error", err)
-		os.Exit(1)
+		os.Exit(1) //nolint:gocritic // the log file is flushed on every write
 	}
 }
 
@@ -161,7 +172,11 @@ func (a *app) serve(ln, adminLn net.Listener) error {
 	supErr := make(chan error, 1)
 	go func() { supErr <- a.sup.Run() }()
 	go a.serveAdmin(adminLn)
-	a.waitReady()
+	if sig := a.waitReady(sigs); sig != nil {
+		a.log.Info("signal received before any worker was ready, shutting down", "signal", sig.String())
+		ln.Close()
+		return a.shutdown(supErr)
+	}
 	go func() {
 		if err := a.server.Serve(ln); err != nil {
 			a.log.Error("client listener failed", "error", err)
@@ -188,14 +203,24 @@ func (a *app) serveAdmin(ln net.Listener) {
 
 // waitReady holds the client listener back until a worker is healthy, so
 // the first clients get answers rather than 503s, up to the start timeout.
-func (a *app) waitReady() {
+// It returns a stopping signal that arrived meanwhile.
+func (a *app) waitReady(sigs <-chan os.Signal) os.Signal {
 	if a.cfg.Workers() == 0 {
-		return
+		return nil
 	}
-	select {
-	case <-a.sup.Ready():
-	case <-time.After(a.cfg.WorkerStartTime):
-		a.log.Warn("no worker healthy yet, serving anyway", "waited", a.cfg.WorkerStartTime)
+	timeout := time.After(a.cfg.WorkerStartTime)
+	for {
+		select {
+		case <-a.sup.Ready():
+			return nil
+		case <-timeout:
+			a.log.Warn("no worker healthy yet, serving anyway", "waited", a.cfg.WorkerStartTime)
+			return nil
+		case sig := <-sigs:
+			if sig != syscall.SIGHUP {
+				return sig
+			}
+		}
 	}
 }
 

@@ -7,9 +7,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/procbal/procbal/shared/protocol"
 )
 
 // Names of the systems under test.
@@ -136,7 +139,10 @@ func startSocketWorkers(ctx context.Context, su setup, s *system) ([]string, err
 	var socks []string
 	for i := 1; i <= su.cfg.workers; i++ {
 		sock := filepath.Join(dir, "w"+strconv.Itoa(i)+".sock")
-		env := []string{"WORKER_SOCKET=" + sock, "WORKER_ID=" + strconv.Itoa(i)}
+		// The same GOMAXPROCS the balancer gives each of its workers, so
+		// every proxy fronts identical workers.
+		procs := protocol.WorkerProcs(runtime.NumCPU(), su.cfg.workers)
+		env := []string{"WORKER_SOCKET=" + sock, "WORKER_ID=" + strconv.Itoa(i), "GOMAXPROCS=" + strconv.Itoa(procs)}
 		p, err := startProc(fmt.Sprintf("%s-worker%d", s.name, i), su.logDir, env, su.tools.worker)
 		if err != nil {
 			return nil, err

@@ -44,4 +44,3 @@ func BenchmarkProxyGET(b *testing.B) {
 		}
 	}
 }
-

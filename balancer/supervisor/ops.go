@@ -104,6 +104,7 @@ func (s *Supervisor) Scale(ctx context.Context, n int) error {
 // every slot kept or added has a healthy process.
 func (s *Supervisor) scaleTo(n int) chan struct{} {
 	active := s.activeSlots()
+	s.want = n
 	for i := len(active); i < n; i++ {
 		s.startSlot(s.freeID())
 	}

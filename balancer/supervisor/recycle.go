@@ -84,13 +84,17 @@ func (s *Supervisor) checkRecycle() {
 		return
 	}
 	for _, sl := range s.slots {
+		if sl.next != nil {
+			return // a replacement is starting; wait for it
+		}
 		p := sl.cur
-		if sl.retiring || sl.next != nil || p == nil || !p.ready || p.stopping {
+		if sl.retiring || p == nil || !p.ready || p.stopping {
 			continue
 		}
 		if cause, detail := s.recycleCause(p); cause != "" {
 			p.log.Info("recycling worker", "cause", cause, "detail", detail)
 			s.replace(sl, cause, nil)
+			return // one at a time; the next tick takes the next one
 		}
 	}
 }

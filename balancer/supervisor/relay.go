@@ -16,7 +16,8 @@ const maxLine = 16 << 10
 // relay re-emits each line a worker writes through its logger: JSON lines
 // from hclog workers at their own level with their fields, other lines as
 // they are, at info (go-plugin's logStderr).
-func relay(r io.Reader, log hclog.Logger, stream string) {
+func relay(r io.ReadCloser, log hclog.Logger, stream string) {
+	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
 		line, err := br.ReadSlice('\n')

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"syscall"
 	"time"
@@ -30,21 +31,31 @@ func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 		// only, which then stops the workers in order.
 		Setpgid: true,
 	}
-	stdout, err := cmd.StdoutPipe()
+	// Our own pipes, not StdoutPipe: Wait would close those while the
+	// relay still reads, losing a dying worker's last lines.
+	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	stderr, err := cmd.StderrPipe()
+	errR, errW, err := os.Pipe()
 	if err != nil {
+		outR.Close()
+		outW.Close()
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
+	cmd.Stdout, cmd.Stderr = outW, errW
+	err = cmd.Start()
+	outW.Close()
+	errW.Close()
+	if err != nil {
+		outR.Close()
+		errR.Close()
 		return nil, fmt.Errorf("starting %s: %w", s.cfg.Command, err)
 	}
 	p.cmd, p.pid, p.started = cmd, cmd.Process.Pid, time.Now()
 	p.log = s.log.Named("worker").With("worker_id", sl.id, "pid", p.pid)
-	go relay(stdout, p.log, "stdout")
-	go relay(stderr, p.log, "stderr")
+	go relay(outR, p.log, "stdout")
+	go relay(errR, p.log, "stderr")
 	s.track(p)
 	go func() {
 		err := cmd.Wait()
@@ -76,6 +87,11 @@ func (s *Supervisor) workerEnv(id int, p *proc) []string {
 		protocol.EnvID+"="+strconv.Itoa(id),
 		protocol.EnvHealthPath+"="+s.cfg.HealthPath,
 	)
+	if os.Getenv("GOMAXPROCS") == "" {
+		// An operator's GOMAXPROCS is inherited; else each Go worker gets
+		// its share of the cores.
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(protocol.WorkerProcs(runtime.NumCPU(), s.want)))
+	}
 	if s.cfg.MemoryLimitMB > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.Itoa(s.cfg.MemoryLimitMB)+"MiB")
 	}

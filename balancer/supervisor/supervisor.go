@@ -80,6 +80,7 @@ type Supervisor struct {
 	gen       int
 	stopping  bool
 	busy      bool // a scale or reload runs
+	want      int  // local workers asked for
 	waiters   []waiter
 	stopped   chan struct{}
 	readyCh   chan struct{}
@@ -121,6 +122,7 @@ func (s *Supervisor) Ready() <-chan struct{} { return s.readyCh }
 // them all. It returns nil after a clean shutdown.
 func (s *Supervisor) Run() error {
 	defer close(s.done)
+	s.want = s.cfg.Workers
 	for id := 1; id <= s.cfg.Workers; id++ {
 		s.startSlot(id)
 	}

@@ -77,3 +77,15 @@ func ReadRSS(pid int) (uint64, error) {
 	}
 	return pages * pageSize, nil
 }
+
+// WorkerProcs is the GOMAXPROCS a Go worker gets when n workers share cpus
+// cores: an equal share, at least one. Measured on 2 cores with 2 workers
+// (make bench): workers at GOMAXPROCS=1 cost the machine less scheduler
+// spinning than two runtimes each sized for every core, which left more CPU
+// to the proxy (+20-30% req/s).
+func WorkerProcs(cpus, n int) int {
+	if n <= 0 {
+		return cpus
+	}
+	return max(1, cpus/n)
+}
