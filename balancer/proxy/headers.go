@@ -31,17 +31,8 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx) {
 	// The client's "Connection: close" is honoured by the server; upstream
 	// connections stay pooled.
 	hdr.ResetConnectionClose()
-	keepTrailers := bytes.EqualFold(hdr.Peek("Te"), []byte("trailers"))
-	var named hopNames
-	named.parse(hdr.Peek("Connection"))
-	for i := range named.n {
-		hdr.DelBytes(named.name(i))
-	}
-	for _, k := range hopHeaders {
-		hdr.Del(k)
-	}
-	if keepTrailers {
-		hdr.Set("Te", "trailers")
+	if hasHopHeader(hdr.RawHeaders()) {
+		removeRequestHopHeaders(hdr)
 	}
 	var buf [256]byte
 	b := append(buf[:0], hdr.Peek("X-Forwarded-For")...)
@@ -55,6 +46,48 @@ func (h *Handler) prepareRequest(ctx *fasthttp.RequestCtx) {
 	if len(hdr.Peek("X-Request-Id")) == 0 {
 		hdr.SetBytesV("X-Request-Id", h.ids.next(buf[:0]))
 	}
+}
+
+// removeRequestHopHeaders deletes the hop-by-hop headers of a request, and
+// those its Connection header names, keeping "Te: trailers".
+func removeRequestHopHeaders(hdr *fasthttp.RequestHeader) {
+	keepTrailers := bytes.EqualFold(hdr.Peek("Te"), []byte("trailers"))
+	var named hopNames
+	named.parse(hdr.Peek("Connection"))
+	for i := range named.n {
+		hdr.DelBytes(named.name(i))
+	}
+	for _, k := range hopHeaders {
+		hdr.Del(k)
+	}
+	if keepTrailers {
+		hdr.Set("Te", "trailers")
+	}
+}
+
+// hasHopHeader scans a raw header block for any hop-by-hop header name, so
+// the common request without one skips the deletions: each Del normalizes
+// its key and walks every header.
+func hasHopHeader(raw []byte) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		colon := bytes.IndexByte(line, ':')
+		if colon <= 0 {
+			continue
+		}
+		name := bytes.TrimSpace(line[:colon])
+		for _, h := range hopHeaders {
+			if len(name) == len(h) && bytes.EqualFold(name, []byte(h)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // prepareResponse removes hop-by-hop headers from the upstream's answer and
