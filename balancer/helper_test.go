@@ -34,6 +34,9 @@ func helperMain(mode string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	fmt.Fprintf(f, "env GOMEMLIMIT=%s GOMAXPROCS=%s WORKER_ID=%s\n", os.Getenv("GOMEMLIMIT"), os.Getenv("GOMAXPROCS"), os.Getenv("WORKER_ID"))
+	fmt.Println("plain line on stdout")
+	fmt.Fprintln(os.Stderr, `{"@level":"warn","@message":"json line on stderr","k":"v"}`)
 	var mu sync.Mutex
 	var hoard [][]byte
 	growKB, _ := strconv.Atoi(os.Getenv("GROW_KB"))
