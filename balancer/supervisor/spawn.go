@@ -31,17 +31,35 @@ func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 		// only, which then stops the workers in order.
 		Setpgid: true,
 	}
-	// Our own pipes, not StdoutPipe: Wait would close those while the
-	// relay still reads, losing a dying worker's last lines.
+	stdout, stderr, err := startWithPipes(cmd)
+	if err != nil {
+		return nil, fmt.Errorf("starting %s: %w", s.cfg.Command, err)
+	}
+	p.cmd, p.pid, p.started = cmd, cmd.Process.Pid, time.Now()
+	p.log = s.log.Named("worker").With("worker_id", sl.id, "pid", p.pid)
+	go relay(stdout, p.log, "stdout")
+	go relay(stderr, p.log, "stderr")
+	s.track(p)
+	go func() {
+		err := cmd.Wait()
+		s.send(func() { s.onExit(p, err) })
+	}()
+	return p, nil
+}
+
+// startWithPipes starts cmd with its stdout and stderr on pipes of our
+// own, not StdoutPipe: Wait would close those while the relay still reads,
+// losing a dying worker's last lines.
+func startWithPipes(cmd *exec.Cmd) (stdout, stderr *os.File, err error) {
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	err = cmd.Start()
@@ -50,18 +68,9 @@ func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, fmt.Errorf("starting %s: %w", s.cfg.Command, err)
+		return nil, nil, err
 	}
-	p.cmd, p.pid, p.started = cmd, cmd.Process.Pid, time.Now()
-	p.log = s.log.Named("worker").With("worker_id", sl.id, "pid", p.pid)
-	go relay(outR, p.log, "stdout")
-	go relay(errR, p.log, "stderr")
-	s.track(p)
-	go func() {
-		err := cmd.Wait()
-		s.send(func() { s.onExit(p, err) })
-	}()
-	return p, nil
+	return outR, errR, nil
 }
 
 // track makes the process's upstream, starts its checker and arms the
