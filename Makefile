@@ -4,7 +4,7 @@ BIN       := bin
 GOFLAGS   ?=
 BENCH_FLAGS ?=
 
-.PHONY: all build run test bench clean
+.PHONY: all build run test test-deps bench clean
 
 all: build
 
@@ -17,10 +17,18 @@ run: build
 
 # Every test, with the race detector; then the allocation tests, which the
 # race detector would disturb, in a plain pass.
-test: build
+test: build test-deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run Allocs ./balancer/proxy/
+
+# nginx and HAProxy check the configurations make bench generates; installed
+# from Debian when missing and we are root.
+test-deps:
+	@command -v nginx >/dev/null && command -v haproxy >/dev/null || { \
+	  [ "$$(id -u)" = 0 ] || { echo "install nginx-light and haproxy (or run as root)"; exit 1; }; \
+	  echo "installing nginx-light and haproxy"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light haproxy >/dev/null; }
 
 # Measures the balancer against nginx and HAProxy fronting the same workers
 # (installs nginx-light, haproxy and wrk from Debian when missing and root).
