@@ -1,0 +1,69 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Issue 2: client requests are bounded: header size (431), body size (413),
+// the time to send headers, idle keep-alive time, and the upstream's answer
+// time (504); each answer is JSON, and the balancer keeps serving.
+func TestClientBounds(t *testing.T) {
+	t.Parallel()
+	b := startBalancer(t, 1, "MAX_WORKERS=1", "MAX_HEADER_BYTES=4KiB", "MAX_BODY_BYTES=1KiB",
+		"READ_HEADER_TIMEOUT=300ms", "IDLE_TIMEOUT=1200ms", "UPSTREAM_TIMEOUT=300ms")
+	big := "GET /api/health HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("a", 8<<10) + "\r\n\r\n"
+	if st := rawRequest(t, b.addr, big); !strings.Contains(st, " 431 ") {
+		t.Fatalf("8 KiB header: %q, want 431", st)
+	}
+	body := strings.Repeat("b", 2<<10)
+	post := "POST /api/health HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n" + body
+	if st := rawRequest(t, b.addr, post); !strings.Contains(st, " 413 ") {
+		t.Fatalf("2 KiB body: %q, want 413", st)
+	}
+	for _, tc := range []struct {
+		name, sent string
+		min        time.Duration
+	}{
+		{"slow headers", "GET /api/health HTTP/1.1\r\nHost: x\r\n", 300 * time.Millisecond},         // never finished
+		{"idle keep-alive", "GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n", 1200 * time.Millisecond}, // then nothing
+	} {
+		start := time.Now()
+		if !closedWithin(t, b.addr, tc.sent, 5*time.Second) {
+			t.Fatalf("%s: connection still open after 5s", tc.name)
+		}
+		took := time.Since(start)
+		t.Logf("%s: closed after %s", tc.name, took.Round(time.Millisecond))
+		if took < tc.min {
+			t.Fatalf("%s: closed after %s, before its timeout %s", tc.name, took, tc.min)
+		}
+	}
+	code, respBody, err := b.get("/api/sleep?ms=1000")
+	if err != nil || code != 504 || !strings.Contains(string(respBody), `"error"`) {
+		t.Fatalf("slow upstream: %d %s %v, want 504 JSON", code, respBody, err)
+	}
+	if h, err := b.health(); err != nil || h.WorkerID != 1 {
+		t.Fatalf("after the refused requests: %+v %v", h, err)
+	}
+}
+
+// closedWithin writes partial and reports whether the server closes the
+// connection within d.
+func closedWithin(t *testing.T, addr, partial string, d time.Duration) bool {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if partial != "" {
+		c.Write([]byte(partial))
+	}
+	c.SetReadDeadline(time.Now().Add(d))
+	_, err = io.Copy(io.Discard, bufio.NewReader(c))
+	return err == nil // EOF: closed by the server; a timeout is an error
+}
