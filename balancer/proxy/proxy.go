@@ -6,6 +6,7 @@ package proxy
 import (
 	"errors"
 	"net"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -129,9 +130,11 @@ func (h *Handler) writeError(ctx *fasthttp.RequestCtx, err error) {
 	WriteJSONError(ctx, status, msg)
 }
 
-// WriteJSONError answers {"error": msg} with status.
+// WriteJSONError answers {"error": msg} with status. msg is quoted, so any
+// text is safe; only error paths call it.
 func WriteJSONError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	ctx.SetBodyString(`{"error":"` + msg + `"}` + "\n")
+	b := append([]byte(`{"error":`), strconv.Quote(msg)...)
+	ctx.SetBody(append(b, "}\n"...))
 }
