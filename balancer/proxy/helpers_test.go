@@ -113,16 +113,12 @@ func startCloser(t testing.TB) *closer {
 func (c *closer) serve(conn net.Conn) {
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	br := bufio.NewReader(conn)
-	for {
-		req, err := http.ReadRequest(br)
-		if err != nil {
-			return
-		}
-		_, _ = io.Copy(io.Discard, req.Body) // every byte reached the upstream
-		c.reqs.Add(1)
+	req, err := http.ReadRequest(bufio.NewReader(conn))
+	if err != nil {
 		return
 	}
+	_, _ = io.Copy(io.Discard, req.Body) // every byte reached the upstream
+	c.reqs.Add(1)
 }
 
 // newPool returns a round-robin pool of healthy upstreams at addrs, in
