@@ -13,6 +13,13 @@
 // them alike. It prints markdown tables and writes them, with the machine
 // and the date, to docs/PERFORMANCE.md. Every process it started is ended on
 // exit, Ctrl-C included.
+//
+// With -load go the load comes from a built-in generator (loadgen.go) instead
+// of wrk, and -threads sets the bench process's GOMAXPROCS. With -scale
+// 1,2,4,... it measures the balancer at each worker count against one worker
+// using every core (scale.go). Together with -build=false they need neither
+// the Go toolchain, wrk, nginx nor HAProxy: bench/device.sh builds static
+// binaries here and runs them on a machine that has none of these.
 package main
 
 import (
@@ -22,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -46,20 +54,24 @@ type config struct {
 	docs           string
 	failures       bool
 	balancerEnv    []string
+	load           string   // loadWrk or loadGo
+	scale          []int    // worker counts of the scaling mode; nil: normal mode
 	args           []string // the flags as given, for the report
 }
 
 // parseFlags reads the command line.
 func parseFlags(args []string) (config, error) {
 	var c config
-	var paths, systems, benv string
+	var paths, systems, benv, scale string
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.IntVar(&c.workers, "workers", 2, "workers behind each proxy (N)")
 	fs.IntVar(&c.rounds, "rounds", 3, "rounds; every system is measured once per path per round")
 	fs.DurationVar(&c.duration, "duration", 5*time.Second, "length of one wrk measurement (whole seconds)")
 	fs.DurationVar(&c.warmup, "warmup", time.Second, "unrecorded wrk run before a system's first measurement of a path (0: none)")
-	fs.IntVar(&c.threads, "threads", 1, "wrk threads (-t)")
-	fs.IntVar(&c.connections, "connections", 32, "wrk connections (-c)")
+	fs.IntVar(&c.threads, "threads", 1, "wrk threads (-t); with -load go, the bench process's GOMAXPROCS")
+	fs.IntVar(&c.connections, "connections", 32, "connections (wrk -c; with -load go, one goroutine each)")
+	fs.StringVar(&c.load, "load", loadWrk, "load generator: wrk, or go (built in, fasthttp; needs no wrk)")
+	fs.StringVar(&scale, "scale", "", "comma list of worker counts (e.g. 1,2,4,8,16): measure the balancer at each against one worker using all cores; -workers, -systems and -failures are then ignored (empty: off)")
 	fs.StringVar(&paths, "paths", "/api/health,/api/work?n=200", "comma list of paths to load")
 	fs.StringVar(&systems, "systems", strings.Join(allSystems, ","), "comma list of systems to measure")
 	fs.StringVar(&c.nginxWorkers, "nginx-workers", "1", "nginx worker_processes (a number or auto); 1 matches our single balancer process")
@@ -75,7 +87,23 @@ func parseFlags(args []string) (config, error) {
 		return c, err
 	}
 	c.paths, c.systems, c.balancerEnv, c.args = splitList(paths), splitList(systems), splitList(benv), args
+	if err := c.setScale(scale); err != nil {
+		return c, err
+	}
 	return c, c.validate()
+}
+
+// setScale parses -scale; in scaling mode only the balancer and direct run,
+// and the failure checks do not.
+func (c *config) setScale(list string) error {
+	var err error
+	if c.scale, err = parseScale(list); err != nil {
+		return err
+	}
+	if len(c.scale) > 0 {
+		c.systems, c.failures = []string{sysBalancer, sysDirect}, false
+	}
+	return nil
 }
 
 // validate rejects settings the run cannot honour.
@@ -91,6 +119,10 @@ func (c config) validate() error {
 		return errors.New("-warmup must be whole seconds")
 	case len(c.paths) == 0 || len(c.systems) == 0:
 		return errors.New("-paths and -systems must not be empty")
+	case c.load != loadWrk && c.load != loadGo:
+		return fmt.Errorf("-load: unknown %q (know %s, %s)", c.load, loadWrk, loadGo)
+	case c.load == loadGo && c.wrkCPU != "":
+		return errors.New("-wrk-cpu pins wrk; it does not apply to -load go")
 	}
 	for _, s := range c.systems {
 		if !slices.Contains(allSystems, s) {
@@ -105,9 +137,18 @@ func (c config) validate() error {
 	return nil
 }
 
+// targets is how many systems the rounds load: the configured ones, or in
+// scaling mode one balancer per worker count plus direct.
+func (c config) targets() int {
+	if len(c.scale) > 0 {
+		return len(c.scale) + 1
+	}
+	return len(c.systems)
+}
+
 // estimate is roughly how long the throughput rounds take.
 func (c config) estimate() time.Duration {
-	runs := time.Duration(len(c.systems) * len(c.paths))
+	runs := time.Duration(c.targets() * len(c.paths))
 	return runs*time.Duration(c.rounds)*c.duration + runs*c.warmup
 }
 
@@ -124,6 +165,9 @@ func run() int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 2
+	}
+	if cfg.load == loadGo {
+		runtime.GOMAXPROCS(cfg.threads) // the generator's "threads"
 	}
 	if err := becomeSubreaper(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench: warning: cannot adopt orphans:", err)

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// sample is one wrk run against one system and path.
+// sample is one load run (wrk or -load go) against one system and path.
 type sample struct {
 	wrk wrkResult
 	cpu time.Duration // the proxy's CPU time during the run
@@ -44,7 +44,11 @@ func bench(ctx context.Context, cfg config) error {
 	if err := os.Mkdir(su.logDir, 0o700); err != nil {
 		return err
 	}
-	systems, err := startAll(ctx, su)
+	start := startAll
+	if len(cfg.scale) > 0 {
+		start = startScale
+	}
+	systems, err := start(ctx, su)
 	defer stopAll(systems)
 	if err != nil {
 		return err
@@ -67,7 +71,11 @@ func measureAndReport(ctx context.Context, cfg config, t tools, systems []*syste
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	doc := renderReport(reportInput{cfg: cfg, tools: t, res: res, events: events, started: started})
+	render := renderReport
+	if len(cfg.scale) > 0 {
+		render = renderScaleReport
+	}
+	doc := render(reportInput{cfg: cfg, tools: t, res: res, events: events, started: started})
 	fmt.Print(doc)
 	if cfg.docs != "" {
 		if err := writeDoc(root, cfg.docs, doc); err != nil {
@@ -114,7 +122,7 @@ func findSystem(systems []*system, name string) *system {
 // always goes first.
 func measure(ctx context.Context, cfg config, t tools, systems []*system) (results, error) {
 	res := results{}
-	opts := wrkOptions{Path: t.wrk, Threads: cfg.threads, Connections: cfg.connections, CPU: cfg.wrkCPU}
+	opts := wrkOptions{Engine: cfg.load, Path: t.wrk, Threads: cfg.threads, Connections: cfg.connections, CPU: cfg.wrkCPU}
 	for r := 0; r < cfg.rounds; r++ {
 		order := append(append([]*system{}, systems[r%len(systems):]...), systems[:r%len(systems)]...)
 		for _, path := range cfg.paths {
@@ -122,7 +130,7 @@ func measure(ctx context.Context, cfg config, t tools, systems []*system) (resul
 				if r == 0 && cfg.warmup > 0 {
 					warm := opts
 					warm.Duration = cfg.warmup
-					if _, err := runWrk(ctx, warm, s.baseURL+path); err != nil {
+					if _, err := runLoad(ctx, warm, s.baseURL+path); err != nil {
 						return nil, fmt.Errorf("%s warm-up: %w", s.name, err)
 					}
 				}
@@ -130,7 +138,7 @@ func measure(ctx context.Context, cfg config, t tools, systems []*system) (resul
 				if err := measureOne(ctx, opts, s, path, res); err != nil {
 					return nil, err
 				}
-				fmt.Fprintf(os.Stderr, "bench: round %d/%d %-8s %-18s %s\n", r+1, cfg.rounds, s.name, path, lastSample(res, path, s.name))
+				fmt.Fprintf(os.Stderr, "bench: round %d/%d %-11s %-18s %s\n", r+1, cfg.rounds, s.name, path, lastSample(res, path, s.name))
 			}
 		}
 	}
@@ -145,7 +153,7 @@ func measureOne(ctx context.Context, opts wrkOptions, s *system, path string, re
 	}
 	pids := s.proxyPIDs()
 	before := sampleCPU(pids)
-	w, err := runWrk(ctx, opts, s.baseURL+path)
+	w, err := runLoad(ctx, opts, s.baseURL+path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}

@@ -46,10 +46,11 @@ func startProc(name, logDir string, env []string, argv ...string) (*proc, error)
 }
 
 // cleanEnv is the harness's environment without the settings that would
-// change how a worker or the balancer listens.
+// change how a worker or the balancer listens, or how many cores it uses
+// (GOMAXPROCS: direct uses them all; -balancer-env can still set one).
 func cleanEnv() []string {
 	drop := []string{"WORKER_SOCKET=", "WORKER_ADDR=", "WORKER_ID=", "LISTEN_ADDR=",
-		"ADMIN_ADDR=", "ADMIN_TOKEN=", "MAX_WORKERS=", "WORKER_CMD=", "UPSTREAMS=", "LOG_LEVEL="}
+		"ADMIN_ADDR=", "ADMIN_TOKEN=", "MAX_WORKERS=", "WORKER_CMD=", "UPSTREAMS=", "LOG_LEVEL=", "GOMAXPROCS="}
 	var out []string
 next:
 	for _, kv := range os.Environ() {

@@ -39,14 +39,24 @@ func renderReport(in reportInput) string {
 
 // commandLine renders the command that produced the report.
 func commandLine(args []string) string {
-	parts := []string{"go", "run", "./bench"}
+	parts := []string{invocation()}
 	for _, a := range args {
-		if strings.ContainsAny(a, " \t'\"$&|;<>()*?[]{}~`\\") {
+		if a == "" || strings.ContainsAny(a, " \t'\"$&|;<>()*?[]{}~`\\") {
 			a = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
 		}
 		parts = append(parts, a)
 	}
 	return strings.Join(parts, " ")
+}
+
+// invocation is how the harness was started: "go run ./bench" when go
+// built it (or under go test), else the path of the binary, as on a machine
+// without Go.
+func invocation() string {
+	if strings.Contains(os.Args[0], "go-build") {
+		return "go run ./bench"
+	}
+	return os.Args[0]
 }
 
 // writeMachine describes the host and the programs measured.
@@ -68,16 +78,26 @@ func writeMachine(b *strings.Builder, t tools) {
 func writeMethod(b *strings.Builder, c config) {
 	b.WriteString("## Method\n\n")
 	fmt.Fprintf(b, "Every system is started once and kept running. Each of %d rounds loads every path on every "+
-		"system in turn (the order rotates from round to round), with `wrk -t%d -c%d -d%s --latency`%s, after an unrecorded "+
+		"system in turn (the order rotates from round to round), with %s, after an unrecorded "+
 		"%s warm-up. balancer, nginx and haproxy each front their own %d workers (the same `bin/worker`) on unix "+
 		"sockets with keep-alive to them; direct is one such worker on loopback TCP, no proxy. nginx runs "+
-		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process. wrk shares the "+
+		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process. The load generator shares the "+
 		"machine with everything else.\n\n",
-		c.rounds, c.threads, c.connections, c.duration, pinNote(c.wrkCPU), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads)
+		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads)
 	b.WriteString("req/s, p50 and p99 are medians over the rounds; spread is (max − min) / median of req/s; errors " +
-		"are wrk's socket errors plus non-2xx/3xx answers, summed over the rounds. Proxy CPU is user + system time " +
+		"are socket errors plus non-2xx/3xx answers, summed over the rounds. Proxy CPU is user + system time " +
 		"of the proxy's own processes (the balancer alone, not its workers; nginx's master and workers) from " +
 		"/proc, divided by the requests served; peak RSS is their VmHWM. vs nginx is the req/s ratio.\n\n")
+}
+
+// loadDesc says how the load was generated.
+func loadDesc(c config) string {
+	if c.load == loadGo {
+		return fmt.Sprintf("the built-in Go load generator (fasthttp client, %d connections, each a goroutine "+
+			"looping on one keep-alive connection for %s, bench GOMAXPROCS %d, exact percentiles)",
+			c.connections, c.duration, c.threads)
+	}
+	return fmt.Sprintf("`wrk -t%d -c%d -d%s --latency`%s", c.threads, c.connections, c.duration, pinNote(c.wrkCPU))
 }
 
 // pinNote says how wrk was pinned.

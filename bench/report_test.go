@@ -50,8 +50,8 @@ func TestCellSummary(t *testing.T) {
 
 // TestCommandLine quotes what a shell would split.
 func TestCommandLine(t *testing.T) {
-	got := commandLine([]string{"-workers", "4", "-paths", "/api/work?n=200"})
-	if want := "go run ./bench -workers 4 -paths '/api/work?n=200'"; got != want {
+	got := commandLine([]string{"-workers", "4", "-paths", "/api/work?n=200", "-docs", ""})
+	if want := "go run ./bench -workers 4 -paths '/api/work?n=200' -docs ''"; got != want {
 		t.Errorf("commandLine = %q, want %q", got, want)
 	}
 }

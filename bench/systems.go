@@ -31,7 +31,8 @@ const startupTimeout = 30 * time.Second
 
 // system is one target under test, started and answering.
 type system struct {
-	name     string
+	name     string  // unique: a sys* constant, or scaleName(n) in scaling mode
+	kind     string  // the sys* constant: what kind of system it is
 	baseURL  string  // http://127.0.0.1:port
 	adminURL string  // the balancer's admin API; empty for the others
 	procs    []*proc // everything started for it, in start order
@@ -46,7 +47,7 @@ func (s *system) proxyPIDs() []int {
 	if s.proxy == nil {
 		return nil
 	}
-	if s.name == sysBalancer {
+	if s.kind == sysBalancer {
 		return []int{s.proxy.PID()}
 	}
 	return append([]int{s.proxy.PID()}, descendantsOf(s.proxy.PID())...)
@@ -80,7 +81,7 @@ type setup struct {
 
 // startSystem starts the named system and waits until it answers.
 func startSystem(ctx context.Context, su setup, name string) (*system, error) {
-	s := &system{name: name}
+	s := &system{name: name, kind: name}
 	var err error
 	switch name {
 	case sysBalancer:
@@ -174,8 +175,8 @@ func startDirect(ctx context.Context, su setup, s *system) error {
 	return waitReady(ctx, p, func() error { return getOK(localClient, s.baseURL+"/healthz") })
 }
 
-// startBalancer starts our balancer with N workers and waits until all of
-// them are healthy.
+// startBalancer starts our balancer with su.cfg.workers workers and waits
+// until all of them are healthy.
 func startBalancer(ctx context.Context, su setup, s *system) error {
 	port, err := freePort()
 	if err != nil {
@@ -193,7 +194,7 @@ func startBalancer(ctx context.Context, su setup, s *system) error {
 		"LOG_LEVEL=warn",
 		"TMPDIR=" + su.dir, // its socket directory lands in ours
 	}
-	p, err := startProc("balancer", su.logDir, append(env, su.cfg.balancerEnv...), su.tools.balancer)
+	p, err := startProc(s.name, su.logDir, append(env, su.cfg.balancerEnv...), su.tools.balancer)
 	if err != nil {
 		return err
 	}

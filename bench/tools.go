@@ -37,9 +37,13 @@ func lookTool(name string) (string, error) {
 	return "", fmt.Errorf("%s not found", name)
 }
 
-// neededTools lists the external programs the chosen systems need.
+// neededTools lists the external programs the chosen systems and load
+// generator need: none for -load go with the balancer and direct alone.
 func neededTools(cfg config) []string {
-	need := []string{"wrk"}
+	var need []string
+	if cfg.load != loadGo {
+		need = append(need, "wrk")
+	}
 	for _, s := range cfg.systems {
 		if s == sysNginx || s == sysHAProxy {
 			need = append(need, s)

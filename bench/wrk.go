@@ -25,10 +25,11 @@ type wrkResult struct {
 // outside 2xx and 3xx.
 func (r wrkResult) Errors() int64 { return r.SockErrs + r.BadStatus }
 
-// wrkOptions is how wrk loads a target.
+// wrkOptions is how wrk, or the built-in generator, loads a target.
 type wrkOptions struct {
+	Engine      string // loadWrk or loadGo (runLoad picks by it)
 	Path        string // the wrk binary
-	Threads     int
+	Threads     int    // wrk only: -load go runs at the process's GOMAXPROCS
 	Connections int
 	Duration    time.Duration
 	CPU         string // taskset CPU list to pin wrk to; empty: not pinned
