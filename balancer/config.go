@@ -120,6 +120,15 @@ func (c *Config) Workers() int {
 	return *c.MaxWorkers
 }
 
+// scaleLimit is the most local workers /admin/scale accepts: WORKER_LIMIT,
+// or 1 when CLUSTER_MODE=false, which runs exactly one worker.
+func (c *Config) scaleLimit() int {
+	if !c.ClusterMode {
+		return 1
+	}
+	return c.WorkerLimit
+}
+
 func (c *Config) check() error {
 	for _, chk := range []func() error{c.checkWorkers, c.checkDurations, c.checkCounts, c.checkAddrs, c.checkMisc} {
 		if err := chk(); err != nil {

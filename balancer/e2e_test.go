@@ -166,7 +166,7 @@ func gap(t *testing.T, times []string, i int) float64 {
 // It runs alone (not in parallel) so other tests' load does not stretch
 // the probe cadence it measures.
 func TestHungWorkerReplaced(t *testing.T) {
-	b := startBalancer(t, 2, "HEALTH_INTERVAL=500ms", "HEALTH_TIMEOUT=200ms", "UNHEALTHY_THRESHOLD=3")
+	b := startBalancer(t, 2, "HEALTH_INTERVAL=500ms", "HEALTH_TIMEOUT=100ms", "UNHEALTHY_THRESHOLD=3")
 	l := startLoad(b, 4, "/api/health")
 	time.Sleep(200 * time.Millisecond)
 	hung := b.pidOf(2)

@@ -100,7 +100,7 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 			Pool:        p,
 			Supervisor:  sup,
 			Log:         log.Named("admin"),
-			WorkerLimit: cfg.WorkerLimit,
+			WorkerLimit: cfg.scaleLimit(),
 			AllowZero:   len(cfg.Upstreams) > 0,
 			OpTimeout:   cfg.WorkerStartTime + 5*time.Second,
 			Metrics:     metrics.Handler(),

@@ -129,3 +129,17 @@ func selfPath(t *testing.T) string {
 	}
 	return p
 }
+
+// Contract: CLUSTER_MODE=false runs exactly one worker, whatever
+// MAX_WORKERS says, and /admin/scale keeps it at one.
+func TestClusterModeOffRunsOneWorker(t *testing.T) {
+	t.Parallel()
+	b := startBalancer(t, 1, "CLUSTER_MODE=false", "MAX_WORKERS=3")
+	var e map[string]any
+	if code := b.adminReq("POST", "/admin/scale", `{"workers":2}`, &e); code != 422 {
+		t.Fatalf("scale to 2 with CLUSTER_MODE=false: %d %v, want 422", code, e)
+	}
+	if r := b.workers(); r.Totals.Workers != 1 {
+		t.Fatalf("workers: %+v", r.Totals)
+	}
+}
