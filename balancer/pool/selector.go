@@ -1,6 +1,9 @@
 package pool
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
 // Selector picks the upstream for a request. It must skip upstreams that
 // are not Available and those in tried, and return nil when none is left.
@@ -51,7 +54,7 @@ func NewSelector(name string) (Selector, error) {
 	case "least_conn":
 		return &LeastConn{}, nil
 	}
-	return nil, fmt.Errorf("unknown strategy %q (want round_robin or least_conn)", name)
+	return nil, fmt.Errorf("unknown strategy %q (want %s)", name, strings.Join(Strategies, " or "))
 }
 
 func eligible(u *Upstream, tried Tried) bool {

@@ -92,6 +92,11 @@ func hasHopHeader(raw []byte) bool {
 
 // prepareResponse removes hop-by-hop headers from the upstream's answer and
 // keeps the client connection open unless the client asked otherwise.
+//
+// Its deletion loop repeats removeRequestHopHeaders' on purpose: a generic
+// helper over both header types calls DelBytes through a dictionary, which
+// moves hopNames to the heap (one allocation per request, measured by
+// TestProxyGETAllocs).
 func prepareResponse(resp *fasthttp.Response) {
 	hdr := &resp.Header
 	var named hopNames

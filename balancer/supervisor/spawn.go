@@ -21,7 +21,7 @@ import (
 func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 	s.gen++
 	base := filepath.Join(s.cfg.SocketDir, fmt.Sprintf("w%d-%d", sl.id, s.gen))
-	p := &proc{slot: sl, gen: s.gen, socket: base + ".sock", report: base + ".rpt", maxRequests: s.requestLimit()}
+	p := &proc{slot: sl, socket: base + ".sock", report: base + ".rpt", maxRequests: s.requestLimit()}
 	cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
 	cmd.Env = s.workerEnv(sl.id, p)
 	cmd.SysProcAttr = &syscall.SysProcAttr{

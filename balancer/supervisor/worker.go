@@ -31,7 +31,6 @@ type slot struct {
 // proc is one worker process.
 type proc struct {
 	slot      *slot
-	gen       int
 	cmd       *exec.Cmd
 	pid       int
 	up        *pool.Upstream
