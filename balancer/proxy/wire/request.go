@@ -1,0 +1,310 @@
+package wire
+
+import "bytes"
+
+// RequestHead describes a parsed request head. Its byte slices point into
+// the buffer passed to ParseRequest, which must stay unchanged while they
+// are used.
+type RequestHead struct {
+	Method []byte
+	URI    []byte // request-target as sent
+	Minor  int    // HTTP/1.<Minor>: 0 or 1
+	Len    int    // bytes of the head: leading empty lines, request line, headers and the final empty line
+
+	ContentLength int64 // -1 when absent
+	Chunked       bool  // Transfer-Encoding: chunked
+	// KeepAlive: the client connection may stay open after this exchange:
+	// HTTP/1.1 unless "Connection: close"; HTTP/1.0 only with
+	// "Connection: keep-alive" (and without "close").
+	KeepAlive bool
+
+	Host []byte // Host header value (trimmed), nil when absent
+	// ForwardedFor is the X-Forwarded-For value (trimmed), nil when absent.
+	// With several X-Forwarded-For headers it is the first one's value; the
+	// others are dropped when forwarding.
+	ForwardedFor []byte
+	// RequestID is the X-Request-Id value (trimmed), nil when absent; with
+	// several, the first one's.
+	RequestID []byte
+
+	ExpectContinue bool // Expect: 100-continue
+	Idempotent     bool // method is GET, HEAD, OPTIONS or TRACE (case-sensitive)
+	Head           bool // method is HEAD
+
+	hdrOff  int  // offset of the first header line
+	hdrEnd  int  // offset of the final empty line
+	rewrite bool // some header line is dropped or reformatted when forwarding
+	conn    connTokens
+}
+
+// ParseRequest parses the request head at the start of buf into h. It
+// returns nil, ErrIncomplete (no complete head yet and len(buf) <
+// MaxHead), ErrHeadTooLarge (no complete head within the first MaxHead
+// bytes), or an *Error for a malformed head; an error can come before the
+// head is complete, as soon as a complete line is found bad. Leading empty
+// lines before the request line are skipped (RFC 9112 2.2) and counted in
+// Len.
+//
+// A request with more than one Host header is refused (RFC 9112 3.2), and
+// so is an HTTP/1.1 request without one; an HTTP/1.0 request without Host
+// is accepted, with h.Host nil. A repeated Content-Length, even with the
+// same value, is refused.
+func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
+	*h = RequestHead{ContentLength: -1}
+	max := lim.max()
+	w := buf
+	if len(w) > max {
+		w = w[:max]
+	}
+	i := 0
+	for i < len(w) && (w[i] == '\r' || w[i] == '\n') {
+		if w[i] == '\n' {
+			i++
+			continue
+		}
+		if i+1 == len(w) {
+			return short(len(buf), max)
+		}
+		if w[i+1] != '\n' {
+			return reqErrs[eStartLine]
+		}
+		i += 2
+	}
+	line, next, _, ok := nextLine(w, i)
+	if !ok {
+		return short(len(buf), max)
+	}
+	if code := h.requestLine(line); code != eNone {
+		return reqErrs[code]
+	}
+	h.hdrOff = next
+	i = next
+
+	var (
+		n                   int
+		closeTok, keepAlive bool
+		te                  codings
+		l                   hdrLine
+	)
+	for {
+		if i >= len(w) {
+			return short(len(buf), max)
+		}
+		if c := w[i]; c == '\r' || c == '\n' {
+			next := i + 1
+			if c == '\r' {
+				if next == len(w) {
+					return short(len(buf), max)
+				}
+				if w[next] != '\n' {
+					return reqErrs[eHeaderLine]
+				}
+				next++
+			}
+			h.hdrEnd = i
+			h.Len = next
+			break
+		}
+		if n++; n > maxHeaders {
+			return reqErrs[eTooMany]
+		}
+		more, code := headerLine(w, i, &l)
+		if more {
+			return short(len(buf), max)
+		}
+		if code != eNone {
+			return reqErrs[code]
+		}
+		if !l.canon {
+			h.rewrite = true
+		}
+		name, value, vs, ve := l.name(w), l.value(w), l.vs, l.ve
+		switch classify(name) {
+		case hHost:
+			if h.Host != nil {
+				return reqErrs[eMultiHost]
+			}
+			h.Host = value
+		case hContentLength:
+			// Stricter than RFC 9110 8.6 allows: a request repeating its
+			// length, even with the same value, is refused, as fasthttp
+			// and HAProxy do: an intermediary downstream might not agree.
+			if h.ContentLength >= 0 || bytes.IndexByte(value, ',') >= 0 {
+				return reqErrs[eConflictCL]
+			}
+			if code := contentLength(value, &h.ContentLength); code != eNone {
+				return reqErrs[code]
+			}
+		case hTransferEncoding:
+			te.add(value)
+		case hConnection:
+			h.rewrite = true
+			c, k := h.conn.add(buf, vs, ve)
+			closeTok = closeTok || c
+			keepAlive = keepAlive || k
+		case hExpect:
+			h.ExpectContinue = h.ExpectContinue || eqLower(value, "100-continue")
+		case hForwardedFor:
+			h.rewrite = true
+			if h.ForwardedFor == nil {
+				h.ForwardedFor = value
+			}
+		case hRequestID:
+			h.rewrite = true
+			if h.RequestID == nil {
+				h.RequestID = value
+			}
+		case hTE, hKeepAlive, hProxyConnection, hProxyAuthenticate, hProxyAuthorization,
+			hTrailer, hUpgrade, hForwardedProto, hForwardedHost:
+			h.rewrite = true
+		}
+		i = l.next
+	}
+
+	if te.seen {
+		switch {
+		case h.Minor == 0:
+			return reqErrs[eTE10]
+		case h.ContentLength >= 0:
+			return reqErrs[eBothCLTE]
+		case te.unknown || te.known:
+			return reqErrs[eTECoding]
+		case te.chunked != 1:
+			return reqErrs[eBadTE]
+		}
+		h.Chunked = true
+	}
+	if h.Minor == 1 && h.Host == nil {
+		return reqErrs[eNoHost]
+	}
+	if h.Minor == 1 {
+		h.KeepAlive = !closeTok
+	} else {
+		h.KeepAlive = keepAlive && !closeTok
+	}
+	return nil
+}
+
+// requestLine parses "METHOD SP request-target SP HTTP/1.x".
+func (h *RequestHead) requestLine(line []byte) errCode {
+	i := 0
+	for i < len(line) && tchar[line[i]] {
+		i++
+	}
+	if i == 0 || i == len(line) || line[i] != ' ' {
+		return eStartLine
+	}
+	h.Method = line[:i]
+	i++
+	s := i
+	for i < len(line) && line[i] > ' ' && line[i] != 0x7f {
+		i++
+	}
+	if i == s || i == len(line) || line[i] != ' ' {
+		return eStartLine
+	}
+	h.URI = line[s:i]
+	minor, code := parseVersion(line[i+1:])
+	if code != eNone {
+		return code
+	}
+	h.Minor = minor
+	m := h.Method
+	h.Head = string(m) == "HEAD"
+	h.Idempotent = h.Head || string(m) == "GET" || string(m) == "OPTIONS" || string(m) == "TRACE"
+	return eNone
+}
+
+// Forward is what the proxy adds to a forwarded request.
+type Forward struct {
+	// ClientIP is appended to X-Forwarded-For ("a, b" + ", " + ip), or is
+	// the whole value when the request has none.
+	ClientIP []byte
+	// Proto is the X-Forwarded-Proto value, e.g. "http".
+	Proto string
+	// RequestID is used only when the request has no X-Request-Id (or an
+	// empty one).
+	RequestID []byte
+	// Host is sent as Host when an HTTP/1.0 request has none (the
+	// address the client connected to, as nginx's $host falls back to).
+	Host []byte
+}
+
+// AppendRequest appends to dst the head to send upstream for the request
+// whose head is buf[:h.Len], as parsed by ParseRequest into h:
+//
+//   - the request line "METHOD URI HTTP/1.1", Method and URI taken from h
+//     (so a caller may rewrite them); an HTTP/1.0 request goes as
+//     "HTTP/1.0" followed by "Connection: keep-alive", so that the upstream
+//     frames its answer for a 1.0 client and still keeps the connection;
+//   - "Host: <f.Host>" when the request had none (HTTP/1.0 only: an
+//     HTTP/1.1 request without Host is refused by ParseRequest);
+//   - every header line, as "Name: value" (name as sent, value trimmed),
+//     except the hop-by-hop headers Connection, Keep-Alive,
+//     Proxy-Connection, Proxy-Authenticate, Proxy-Authorization, TE (but
+//     "TE: trailers" is kept), Trailer and Upgrade, the headers a Connection
+//     header names, and X-Forwarded-For, X-Forwarded-Proto,
+//     X-Forwarded-Host and X-Request-Id, which are written anew. A
+//     Connection header never removes Content-Length, Transfer-Encoding,
+//     Host or TE: those are framing or routing, kept as sent;
+//   - "X-Forwarded-For: <h.ForwardedFor>, <f.ClientIP>" (either part alone
+//     when the other is empty; none when both are);
+//   - "X-Forwarded-Proto: <f.Proto>" unless f.Proto is empty;
+//   - "X-Forwarded-Host: <h.Host>" when h.Host is not empty;
+//   - "X-Request-Id: <h.RequestID, or f.RequestID when that is empty>"
+//     unless both are empty;
+//   - the final "\r\n".
+//
+// Content-Length and Transfer-Encoding are kept as sent: the body follows
+// verbatim. With dst's capacity large enough it allocates nothing.
+func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
+	dst = append(dst, h.Method...)
+	dst = append(dst, ' ')
+	dst = append(dst, h.URI...)
+	if h.Minor == 0 {
+		// An HTTP/1.0 client cannot read a chunked answer: the upstream
+		// is asked in HTTP/1.0 too, on a connection kept open for reuse.
+		dst = append(dst, " HTTP/1.0\r\nConnection: keep-alive\r\n"...)
+	} else {
+		dst = append(dst, " HTTP/1.1\r\n"...)
+	}
+	if h.Host == nil && len(f.Host) > 0 {
+		dst = append(dst, "Host: "...)
+		dst = append(dst, f.Host...)
+		dst = append(dst, "\r\n"...)
+	}
+	if !h.rewrite && h.hdrOff <= h.hdrEnd && h.hdrEnd <= len(buf) {
+		dst = append(dst, buf[h.hdrOff:h.hdrEnd]...)
+	} else {
+		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, forRequest)
+	}
+	if len(h.ForwardedFor) > 0 || len(f.ClientIP) > 0 {
+		dst = append(dst, "X-Forwarded-For: "...)
+		dst = append(dst, h.ForwardedFor...)
+		if len(h.ForwardedFor) > 0 && len(f.ClientIP) > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, f.ClientIP...)
+		dst = append(dst, "\r\n"...)
+	}
+	if f.Proto != "" {
+		dst = append(dst, "X-Forwarded-Proto: "...)
+		dst = append(dst, f.Proto...)
+		dst = append(dst, "\r\n"...)
+	}
+	if len(h.Host) > 0 {
+		dst = append(dst, "X-Forwarded-Host: "...)
+		dst = append(dst, h.Host...)
+		dst = append(dst, "\r\n"...)
+	}
+	id := h.RequestID
+	if len(id) == 0 {
+		id = f.RequestID
+	}
+	if len(id) > 0 {
+		dst = append(dst, "X-Request-Id: "...)
+		dst = append(dst, id...)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "\r\n"...)
+}
