@@ -53,10 +53,18 @@ type Config struct {
 	ReadTimeout     time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
 	IdleTimeout     time.Duration `env:"IDLE_TIMEOUT" envDefault:"60s"`
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s"`
+	ProxyEngine     string        `env:"PROXY_ENGINE" envDefault:"epoll"`
+	ProxyLoops      int           `env:"PROXY_LOOPS" envDefault:"0"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text"`
 	LogFile         string        `env:"LOG_FILE"`
 }
+
+// The client-facing front ends PROXY_ENGINE names.
+const (
+	engineEpoll    = "epoll"    // proxy.Engine: event loops, the default
+	engineFasthttp = "fasthttp" // proxy.Handler in a fasthttp.Server
+)
 
 // ByteSize is a size such as 65536, 64KiB, 32MiB or 1GiB.
 type ByteSize int
@@ -203,7 +211,7 @@ func (c *Config) checkCounts() error {
 		{"UNHEALTHY_THRESHOLD", c.Unhealthy, 1}, {"HEALTHY_THRESHOLD", c.Healthy, 1},
 		{"MEMORY_THRESHOLD_MB", c.MemoryThreshold, 0}, {"MAX_MEMORY_RESTART_MB", c.MaxMemoryMB, 0},
 		{"WORKER_MEMORY_LIMIT_MB", c.MemoryLimitMB, 0}, {"MAX_REQUESTS", c.MaxRequests, 0},
-		{"DB_MAX_CONNS", c.DBMaxConns, 1},
+		{"DB_MAX_CONNS", c.DBMaxConns, 1}, {"PROXY_LOOPS", c.ProxyLoops, 0},
 	} {
 		if n.v < n.min {
 			return fmt.Errorf("%s: must be at least %d, got %d", n.name, n.min, n.v)
@@ -257,6 +265,9 @@ func isLoopback(host string) bool {
 }
 
 func (c *Config) checkMisc() error {
+	if c.ProxyEngine != engineEpoll && c.ProxyEngine != engineFasthttp {
+		return fmt.Errorf("PROXY_ENGINE: unknown %q (want %s or %s)", c.ProxyEngine, engineEpoll, engineFasthttp)
+	}
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		return fmt.Errorf("HEALTH_PATH: must start with /, got %q", c.HealthPath)
 	}

@@ -272,6 +272,8 @@ func TestBadSettingsRefused(t *testing.T) {
 		{"CLUSTER_MODE=maybe", "CLUSTER_MODE"},
 		{"ADMIN_ADDR=0.0.0.0:0", "ADMIN_TOKEN"},
 		{"UPSTREAMS=nohost", "UPSTREAMS"},
+		{"PROXY_ENGINE=nginx", "PROXY_ENGINE"},
+		{"PROXY_LOOPS=-2", "PROXY_LOOPS"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Parallel()
@@ -302,8 +304,9 @@ func TestAmbiguousFramingRefused(t *testing.T) {
 		"control char": "GET /first HTTP/1.1\r\nHost: x\r\nX-A: b\x01c\r\n\r\n",
 		"bad length":   "POST /first HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nab",
 	} {
+		// An unknown transfer coding may be answered 501 (RFC 9112 6.1).
 		status := rawRequest(t, b.addr, req)
-		if status != "" && !strings.Contains(status, " 400 ") {
+		if status != "" && !strings.Contains(status, " 400 ") && !(name == "bad te" && strings.Contains(status, " 501 ")) {
 			t.Errorf("%s: got %q, want 400 or a closed connection", name, status)
 		}
 	}

@@ -15,11 +15,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/valyala/fasthttp"
 
 	"github.com/procbal/procbal/balancer/admin"
 	"github.com/procbal/procbal/balancer/pool"
-	"github.com/procbal/procbal/balancer/proxy"
 	"github.com/procbal/procbal/balancer/supervisor"
 	"github.com/procbal/procbal/shared/logging"
 )
@@ -57,7 +55,7 @@ type app struct {
 	log    hclog.Logger
 	pool   *pool.Pool
 	sup    *supervisor.Supervisor
-	server *fasthttp.Server
+	server front
 	admin  *http.Server
 }
 
@@ -90,9 +88,8 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	p := pool.New(sel, pool.OutlierOptions{Consecutive: cfg.Unhealthy}, log.Named("pool"))
 	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
 	metrics := admin.NewMetrics(p, sup)
-	h := proxy.New(p, metrics, log.Named("proxy"))
 	a := &app{cfg: cfg, log: log, pool: p, sup: sup}
-	a.server = newServer(cfg, h.ServeHTTP, log.Named("server"))
+	a.server = newFront(cfg, p, metrics, log.Named("proxy"))
 	a.admin = &http.Server{
 		Handler: admin.New(admin.Options{
 			Token:       cfg.AdminToken,

@@ -1,14 +1,39 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/procbal/procbal/balancer/pool"
 	"github.com/procbal/procbal/balancer/proxy"
 )
+
+// front is the client-facing server: proxy.Engine or a fasthttp.Server
+// running proxy.Handler.
+type front interface {
+	Serve(ln net.Listener) error
+	ShutdownWithContext(ctx context.Context) error
+}
+
+// newFront returns the front end PROXY_ENGINE names over p.
+func newFront(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger) front {
+	if cfg.ProxyEngine == engineFasthttp {
+		return newServer(cfg, proxy.New(p, obs, log).ServeHTTP, log.Named("server"))
+	}
+	return proxy.NewEngine(p, obs, log, proxy.EngineOptions{
+		Loops:             cfg.ProxyLoops,
+		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
+		MaxBodyBytes:      int64(cfg.MaxBodyBytes),
+		ReadHeaderTimeout: cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		UpstreamTimeout:   cfg.UpstreamTimeout,
+	})
+}
 
 // newServer returns the client-facing fasthttp server with the request
 // bounds of the settings.

@@ -130,7 +130,7 @@ func newClient(address string, o ClientOptions) *fasthttp.HostClient {
 		hc.Addr = p
 	}
 	hc.Dial = func(string) (net.Conn, error) {
-		c, err := net.DialTimeout(network, target, dialTimeout(o.Timeout))
+		c, err := net.DialTimeout(network, target, DialTimeout(o.Timeout))
 		if err != nil {
 			return nil, &DialError{Err: err}
 		}
@@ -139,7 +139,8 @@ func newClient(address string, o ClientOptions) *fasthttp.HostClient {
 	return hc
 }
 
-func dialTimeout(upstream time.Duration) time.Duration {
+// DialTimeout bounds connecting to an upstream: UPSTREAM_TIMEOUT, at most 3s.
+func DialTimeout(upstream time.Duration) time.Duration {
 	if upstream > 0 && upstream < 3*time.Second {
 		return upstream
 	}

@@ -44,3 +44,26 @@ func BenchmarkProxyGET(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkEngineGET is BenchmarkProxyGET through the event-loop engine,
+// over real TCP from the client (the engine takes no in-memory listener).
+func BenchmarkEngineGET(b *testing.B) {
+	be := startBackend(b, okHandler)
+	p, _ := newPool(b, testClientOptions, be.addr)
+	o := testEngineOptions
+	o.Loops = 1
+	front := startFrontWith(b, p, o)
+	c := &fasthttp.HostClient{Addr: front}
+	b.Cleanup(c.CloseIdleConnections)
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://front/bench")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
+			b.Fatalf("status %d, %v", resp.StatusCode(), err)
+		}
+	}
+}

@@ -12,7 +12,9 @@ import (
 // hop-by-hop and X-Forwarded-* headers slipped past prepareRequest and
 // clients could spoof X-Forwarded-Proto/Host. The server and the upstream
 // clients now normalize header names.
-func TestHopByHopHeadersAnyCase(t *testing.T) {
+func TestHopByHopHeadersAnyCase(t *testing.T) { eachFront(t, testHopByHopHeadersAnyCase) }
+
+func testHopByHopHeadersAnyCase(t *testing.T) {
 	rec := newRecorder()
 	b := startBackend(t, rec.handle)
 	p, _ := newPool(t, testClientOptions, b.addr)
@@ -46,6 +48,10 @@ func TestHopByHopHeadersAnyCase(t *testing.T) {
 // The same in the other direction: hop-by-hop headers an upstream spells
 // in lower case are removed before the answer reaches the client.
 func TestHopByHopResponseHeadersAnyCase(t *testing.T) {
+	eachFront(t, testHopByHopResponseHeadersAnyCase)
+}
+
+func testHopByHopResponseHeadersAnyCase(t *testing.T) {
 	rec := newRecorder()
 	rec.resp = func(ctx *fasthttp.RequestCtx) {
 		h := &ctx.Response.Header

@@ -178,21 +178,68 @@ func frontErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 	ctx.SetConnectionClose()
 }
 
+// fronts are the two front ends: every proxy test runs against both.
+var fronts = []string{"epoll", "fasthttp"}
+
+// eachFront runs test once per front end, as subtests named after them;
+// startFront reads the name to pick the front end.
+func eachFront(t *testing.T, test func(t *testing.T)) {
+	for _, f := range fronts {
+		t.Run(f, test)
+	}
+}
+
+// frontOf returns the front end a test runs against: the eachFront subtest
+// its name is under, or the default.
+func frontOf(t testing.TB) string {
+	for _, f := range fronts {
+		if strings.Contains(t.Name(), "/"+f) {
+			return f
+		}
+	}
+	return fronts[0]
+}
+
+// testEngineOptions are the balancer's defaults.
+var testEngineOptions = proxy.EngineOptions{
+	MaxHeaderBytes:    64 << 10,
+	MaxBodyBytes:      32 << 20,
+	ReadHeaderTimeout: 10 * time.Second,
+	IdleTimeout:       60 * time.Second,
+	UpstreamTimeout:   60 * time.Second,
+}
+
 // startFront serves the proxy over p on 127.0.0.1 and returns its address.
 func startFront(t testing.TB, p *pool.Pool) string {
+	t.Helper()
+	return startFrontWith(t, p, testEngineOptions)
+}
+
+// startFrontWith is startFront with engine options; the fasthttp front
+// takes its upstream timeout from the pool's client options instead.
+func startFrontWith(t testing.TB, p *pool.Pool, o proxy.EngineOptions) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := newFrontServer(proxy.New(p, nil, hclog.NewNullLogger()).ServeHTTP)
+	var srv interface {
+		Serve(net.Listener) error
+		ShutdownWithContext(context.Context) error
+	}
+	if frontOf(t) == "fasthttp" {
+		srv = newFrontServer(proxy.New(p, nil, hclog.NewNullLogger()).ServeHTTP)
+	} else {
+		srv = proxy.NewEngine(p, nil, hclog.NewNullLogger(), o)
+	}
+	addr := ln.Addr().String()
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
 		_ = srv.ShutdownWithContext(ctx)
 	})
-	return ln.Addr().String()
+	return addr
 }
 
 // client returns a fasthttp client for the front server at addr.

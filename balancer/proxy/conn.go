@@ -1,0 +1,787 @@
+package proxy
+
+import (
+	"errors"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/balancer/proxy/wire"
+)
+
+// A client connection's states.
+const (
+	stHead     = iota // waiting for, or reading, a request head
+	stExchange        // a request is being relayed
+	stLinger          // answered and closing: discarding what the client still sends
+)
+
+// sendBuf is bytes waiting to be written to a socket: b[off:].
+type sendBuf struct {
+	b   []byte
+	off int
+}
+
+func (s *sendBuf) empty() bool { return s.off == len(s.b) }
+
+// upConn is one connection to an upstream.
+type upConn struct {
+	fd         int
+	u          *pool.Upstream
+	c          *clientConn // the exchange using it; nil while idle
+	in         []byte      // read buffer: unread bytes are in[r:w]
+	r, w       int
+	readable   bool
+	writable   bool
+	connecting bool
+	idleSince  int64
+}
+
+// clientConn is one client connection and the exchange in progress on it.
+type clientConn struct {
+	l        *loop
+	fd       int
+	idx      int // in l.clients
+	ip       []byte
+	closed   bool
+	readable bool
+	writable bool
+	state    int
+	deadline int64
+
+	in   []byte // read buffer: unread bytes are in[r:w]
+	r, w int
+	out  sendBuf // bytes for the client
+
+	// The exchange.
+	head      wire.RequestHead
+	keepAlive bool
+	u         *pool.Upstream // acquired from the pool, released once
+	up        *upConn
+	tried     pool.Tried
+	start     int64
+	req       sendBuf // bytes for the upstream
+	replay    bool    // req.b is the whole request: it may be sent again
+	reqDone   bool    // the whole request body is in req.b or sent
+	reqLeft   int64   // body bytes still to come; -1: chunked
+	reqChunk  wire.ChunkedScanner
+	resp      wire.ResponseHead
+	respHead  bool // the final response head was passed on
+	status    int
+	respKind  wire.BodyKind
+	respLeft  int64
+	respChunk wire.ChunkedScanner
+}
+
+var (
+	errUpstreamClosed = errors.New("upstream closed the connection before answering")
+	errBadResponse    = errors.New("upstream sent a malformed response")
+	errUpstreamTime   = errors.New("upstream timed out")
+	errDialTimeout    = errors.New("connecting timed out")
+)
+
+// progress does everything the connection's readiness allows, until
+// nothing more can move.
+func (c *clientConn) progress() {
+	for !c.closed {
+		moved := c.flushOut()
+		if c.closed {
+			return
+		}
+		switch c.state {
+		case stHead:
+			moved = c.stepHead() || moved
+		case stExchange:
+			moved = c.stepExchange() || moved
+		case stLinger:
+			if c.out.empty() {
+				moved = c.stepLinger() || moved
+			}
+		}
+		if !moved {
+			c.releaseIdle()
+			return
+		}
+	}
+}
+
+// flushOut writes pending client bytes.
+func (c *clientConn) flushOut() bool {
+	if c.out.empty() || !c.writable {
+		return false
+	}
+	n, errno := rawWrite(c.fd, c.out.b[c.out.off:])
+	if n > 0 {
+		c.out.off += n
+		if c.out.empty() {
+			c.out.b, c.out.off = c.out.b[:0], 0
+			if c.state == stLinger {
+				_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+			}
+		} else {
+			c.writable = false
+		}
+		return true
+	}
+	switch errno {
+	case syscall.EAGAIN, 0:
+		c.writable = false
+	case syscall.EINTR:
+	default:
+		c.close()
+	}
+	return false
+}
+
+// readClient reads into c.in; it reports whether bytes arrived. At EOF or
+// on an error the connection is closed.
+func (c *clientConn) readClient() bool {
+	l := c.l
+	if c.in == nil {
+		c.in = l.getBuf()[:bufSize]
+	}
+	if c.r == c.w {
+		c.r, c.w = 0, 0
+	}
+	if c.w == len(c.in) {
+		if c.r > 0 {
+			c.w = copy(c.in, c.in[c.r:c.w])
+			c.r = 0
+		} else if c.state == stHead && len(c.in) < l.e.opt.MaxHeaderBytes {
+			bigger := make([]byte, min(2*len(c.in), l.e.opt.MaxHeaderBytes))
+			copy(bigger, c.in[:c.w])
+			l.putBuf(c.in[:0])
+			c.in = bigger
+		} else {
+			return false // full: the parser decides
+		}
+	}
+	space := len(c.in) - c.w
+	n, errno := rawRead(c.fd, c.in[c.w:])
+	if n > 0 {
+		c.w += n
+		if n < space {
+			c.readable = false
+		}
+		return true
+	}
+	switch errno {
+	case syscall.EAGAIN:
+		c.readable = false
+	case syscall.EINTR:
+	default: // EOF or an error: the client is gone
+		c.close()
+	}
+	return false
+}
+
+func (c *clientConn) stepHead() bool {
+	l := c.l
+	if c.r < c.w {
+		err := wire.ParseRequest(c.in[c.r:c.w], wire.Limits{MaxHead: l.e.opt.MaxHeaderBytes}, &c.head)
+		if err == nil {
+			c.startExchange()
+			return true
+		}
+		var we *wire.Error
+		switch {
+		case errors.As(err, &we):
+			c.refuse(we.Status, we.Msg)
+			return true
+		case err == wire.ErrHeadTooLarge:
+			c.refuse(431, "request header too large")
+			return true
+		}
+	} else if l.closing && c.out.empty() {
+		c.close()
+		return false
+	}
+	if !c.readable {
+		return false
+	}
+	wasEmpty := c.r == c.w
+	if !c.readClient() {
+		return false
+	}
+	if wasEmpty {
+		c.deadline = l.now + int64(l.e.opt.ReadHeaderTimeout)
+	}
+	return true
+}
+
+// startExchange begins relaying the request whose head was just parsed.
+func (c *clientConn) startExchange() {
+	l, h := c.l, &c.head
+	c.keepAlive = h.KeepAlive && !l.closing
+	switch {
+	case h.Chunked:
+		c.reqLeft = -1
+		c.reqChunk.Reset()
+	case h.ContentLength > l.e.opt.MaxBodyBytes:
+		c.refuse(413, "request body too large")
+		return
+	case h.ContentLength > 0:
+		c.reqLeft = h.ContentLength
+	default:
+		c.reqLeft = 0
+	}
+	c.reqDone = c.reqLeft == 0
+	f := wire.Forward{ClientIP: c.ip, Proto: "http", Host: l.e.host}
+	if h.RequestID == nil {
+		f.RequestID = l.ids.next(l.idBuf[:0])
+	}
+	c.req.b = wire.AppendRequest(l.getBuf(), c.in[c.r:c.w], h, f)
+	c.req.off = 0
+	c.r += h.Len
+	c.state = stExchange
+	c.tried = pool.Tried{}
+	c.respHead, c.status = false, 0
+	c.moveBody()
+	if c.closed || c.state != stExchange {
+		return
+	}
+	c.replay = c.reqDone
+	c.deadline = l.now + int64(l.e.opt.UpstreamTimeout)
+	c.connect(nil)
+}
+
+// connect sends the request to the next upstream the pool picks; last is
+// the error of the previous attempt, if any.
+func (c *clientConn) connect(last error) {
+	l := c.l
+	for c.tried.Len() < pool.MaxTries {
+		u := l.e.pool.Pick(c.tried)
+		if u == nil {
+			break
+		}
+		c.tried.Add(u)
+		up, err := l.upstream(u)
+		if err != nil {
+			l.e.pool.ReportFailure(u)
+			u.Release(0)
+			c.observe(u, 0, l.now)
+			last = err
+			continue
+		}
+		c.u, c.up = u, up
+		up.c = c
+		c.start = l.now
+		c.req.off = 0
+		c.deadline = l.now + int64(l.e.opt.UpstreamTimeout)
+		if up.connecting {
+			c.deadline = l.now + int64(pool.DialTimeout(l.e.opt.UpstreamTimeout))
+		}
+		return
+	}
+	if last == nil {
+		last = pool.ErrNoUpstream
+	}
+	c.answerError(last)
+}
+
+func (c *clientConn) observe(u *pool.Upstream, status int, start int64) {
+	if obs := c.l.e.obs; obs != nil {
+		obs.Observe(u, status, time.Duration(c.l.now-start))
+	}
+}
+
+// moveBody moves request body bytes from the client's buffer to the
+// upstream's, as much as framing and room allow. It reports whether any
+// moved.
+func (c *clientConn) moveBody() bool {
+	if c.reqDone || c.r == c.w {
+		return false
+	}
+	room := cap(c.req.b) - len(c.req.b)
+	if room <= 0 {
+		return false
+	}
+	avail := c.in[c.r:c.w]
+	if len(avail) > room {
+		avail = avail[:room]
+	}
+	var n int
+	if c.reqLeft >= 0 {
+		n = int(min(int64(len(avail)), c.reqLeft))
+		c.reqLeft -= int64(n)
+		c.reqDone = c.reqLeft == 0
+	} else {
+		var done bool
+		var err error
+		n, done, err = c.reqChunk.Scan(avail)
+		if err != nil {
+			c.abortRequest(400, "malformed chunked body")
+			return false
+		}
+		if c.reqChunk.Data() > c.l.e.opt.MaxBodyBytes {
+			c.abortRequest(413, "request body too large")
+			return false
+		}
+		c.reqDone = done
+	}
+	c.req.b = append(c.req.b, avail[:n]...)
+	c.r += n
+	return n > 0 || c.reqDone
+}
+
+func (c *clientConn) stepExchange() bool {
+	moved := false
+	up := c.up
+	if up == nil {
+		return false
+	}
+	if up.connecting {
+		if !up.writable {
+			return false
+		}
+		up.connecting = false
+		if err := sockError(up.fd); err != nil {
+			c.upstreamFailed(&pool.DialError{Err: err})
+			return true
+		}
+		c.deadline = c.l.now + int64(c.l.e.opt.UpstreamTimeout)
+	}
+	// Request: upstream-bound bytes first, then more body.
+	if !c.req.empty() && up.writable {
+		n, errno := rawWrite(up.fd, c.req.b[c.req.off:])
+		if n > 0 {
+			c.req.off += n
+			moved = true
+			if !c.req.empty() {
+				up.writable = false
+			}
+		} else if errno == syscall.EAGAIN {
+			up.writable = false
+		} else if errno != syscall.EINTR {
+			c.upstreamFailed(errUpstreamClosed)
+			return true
+		}
+	}
+	if !c.reqDone && c.req.empty() {
+		c.req.b, c.req.off, c.replay = c.req.b[:0], 0, false
+		if c.r == c.w && c.readable && c.readClient() {
+			moved = true
+			c.deadline = c.l.now + int64(c.l.e.opt.UpstreamTimeout)
+		}
+		if c.closed {
+			return false
+		}
+		moved = c.moveBody() || moved
+		if c.closed || c.state != stExchange {
+			return false
+		}
+	}
+	return c.stepResponse() || moved
+}
+
+// stepResponse relays the upstream's answer into c.out while there is room.
+func (c *clientConn) stepResponse() bool {
+	up := c.up
+	if up == nil || up.connecting || len(c.out.b) >= bufSize {
+		return false
+	}
+	l := c.l
+	moved := false
+	if up.r < up.w {
+		if !c.respHead {
+			err := wire.ParseResponse(up.in[up.r:up.w], wire.Limits{MaxHead: l.e.opt.MaxHeaderBytes}, &c.resp)
+			switch {
+			case err == nil:
+				c.passHead()
+				moved = true
+				if c.closed || c.up == nil {
+					return true
+				}
+			case err == wire.ErrIncomplete:
+			default:
+				c.upstreamFailed(errBadResponse)
+				return true
+			}
+		}
+		if c.respHead && up.r < up.w {
+			c.passBody()
+			moved = true
+		}
+		if c.closed || c.up == nil {
+			return true
+		}
+	}
+	if up.readable && (up.r == up.w || !c.respHead) {
+		moved = c.readUpstream() || moved
+	}
+	return moved
+}
+
+// passHead passes an interim (1xx) or the final response head on.
+func (c *clientConn) passHead() {
+	up, h := c.up, &c.resp
+	head := up.in[up.r : up.r+h.Len]
+	if h.Status < 200 {
+		up.r += h.Len
+		if h.Status == 101 {
+			c.upstreamFailed(errBadResponse) // Upgrade is never forwarded
+			return
+		}
+		c.out.b = wire.AppendResponse(c.outBuf(), head, h, false)
+		return
+	}
+	c.respKind = h.Body(c.head.Head)
+	closeClient := !c.keepAlive || c.respKind == wire.UntilClose || !c.reqDone || c.l.closing
+	c.keepAlive = !closeClient
+	c.out.b = wire.AppendResponse(c.outBuf(), head, h, closeClient)
+	if c.head.Minor == 0 && !closeClient {
+		c.out.b = keepAliveHeader(c.out.b)
+	}
+	up.r += h.Len
+	c.respHead, c.status = true, h.Status
+	c.respLeft = h.ContentLength
+	if c.respKind == wire.Chunked {
+		c.respChunk.Reset()
+	}
+	if c.respKind == wire.None || c.respKind == wire.Length && c.respLeft == 0 {
+		c.finish()
+	}
+}
+
+// keepAliveHeader adds "Connection: keep-alive" to the head that ends b:
+// an HTTP/1.0 client closes without it.
+func keepAliveHeader(b []byte) []byte {
+	b = append(b[:len(b)-2], "Connection: keep-alive\r\n"...)
+	return append(b, "\r\n"...)
+}
+
+func (c *clientConn) outBuf() []byte {
+	if c.out.b == nil {
+		c.out.b = c.l.getBuf()
+	}
+	return c.out.b
+}
+
+// passBody moves response body bytes to c.out.
+func (c *clientConn) passBody() {
+	up := c.up
+	avail := up.in[up.r:up.w]
+	if room := bufSize - len(c.out.b); len(avail) > room {
+		avail = avail[:max(room, 0)]
+	}
+	n, done := len(avail), false
+	switch c.respKind {
+	case wire.Length:
+		n = int(min(int64(n), c.respLeft))
+		c.respLeft -= int64(n)
+		done = c.respLeft == 0
+	case wire.Chunked:
+		var err error
+		n, done, err = c.respChunk.Scan(avail)
+		if err != nil {
+			c.out.b = append(c.outBuf(), avail[:n]...)
+			c.abort()
+			return
+		}
+	}
+	c.out.b = append(c.outBuf(), avail[:n]...)
+	up.r += n
+	if done {
+		c.finish()
+	}
+}
+
+// readUpstream reads the upstream's answer; EOF ends an until-close body
+// and fails anything else.
+func (c *clientConn) readUpstream() bool {
+	up, l := c.up, c.l
+	if up.in == nil {
+		up.in = l.getBuf()[:bufSize]
+	}
+	if up.r == up.w {
+		up.r, up.w = 0, 0
+	}
+	if up.w == len(up.in) {
+		switch {
+		case up.r > 0:
+			up.w = copy(up.in, up.in[up.r:up.w])
+			up.r = 0
+		case !c.respHead && len(up.in) < l.e.opt.MaxHeaderBytes:
+			bigger := make([]byte, min(2*len(up.in), l.e.opt.MaxHeaderBytes))
+			copy(bigger, up.in[:up.w])
+			l.putBuf(up.in[:0])
+			up.in = bigger
+		default:
+			c.upstreamFailed(errBadResponse) // head too large for the parser
+			return true
+		}
+	}
+	space := len(up.in) - up.w
+	n, errno := rawRead(up.fd, up.in[up.w:])
+	if n > 0 {
+		up.w += n
+		if n < space {
+			up.readable = false
+		}
+		c.deadline = l.now + int64(l.e.opt.UpstreamTimeout)
+		return true
+	}
+	switch errno {
+	case syscall.EAGAIN:
+		up.readable = false
+		return false
+	case syscall.EINTR:
+		return false
+	}
+	// EOF or a reset.
+	switch {
+	case c.respHead && c.respKind == wire.UntilClose:
+		c.finish()
+	case c.respHead:
+		c.abort()
+	default:
+		c.upstreamFailed(errUpstreamClosed)
+	}
+	return true
+}
+
+// finish ends an exchange whose response is complete (its last bytes may
+// still be in c.out).
+func (c *clientConn) finish() {
+	l, up, u := c.l, c.up, c.u
+	reusable := c.resp.KeepAlive && c.respKind != wire.UntilClose && c.reqDone && c.req.empty() && up.r == up.w
+	l.release(up, reusable)
+	c.up, c.u = nil, nil
+	u.Release(c.status)
+	l.e.pool.ReportSuccess(u)
+	c.observe(u, c.status, c.start)
+	c.endExchange()
+}
+
+// endExchange returns to reading the next request, or closes.
+func (c *clientConn) endExchange() {
+	l := c.l
+	if c.req.b != nil {
+		l.putBuf(c.req.b[:0])
+		c.req = sendBuf{}
+	}
+	if c.keepAlive && c.reqDone && !l.closing {
+		c.state = stHead
+		c.deadline = l.now + int64(l.e.opt.IdleTimeout)
+		if c.r < c.w {
+			c.deadline = l.now + int64(l.e.opt.ReadHeaderTimeout)
+		}
+		return
+	}
+	c.linger()
+}
+
+// upstreamFailed handles an attempt that ended before a response was
+// passed on: the request goes to another upstream when that is safe, or
+// the client gets an error.
+func (c *clientConn) upstreamFailed(err error) {
+	l, u := c.l, c.u
+	l.closeUp(c.up)
+	c.up, c.u = nil, nil
+	l.e.pool.ReportFailure(u)
+	u.Release(0)
+	c.observe(u, 0, c.start)
+	if c.respHead {
+		c.abort()
+		return
+	}
+	var de *pool.DialError
+	dial := errors.As(err, &de)
+	if dial || c.head.Idempotent && c.replay && err != errUpstreamTime {
+		c.req.off = 0
+		c.connect(err)
+		return
+	}
+	c.answerError(err)
+}
+
+// answerError answers a request that got no response: 503 when no
+// upstream was available, 504 on a timeout, else 502.
+func (c *clientConn) answerError(err error) {
+	status, msg := 502, "upstream unreachable"
+	switch {
+	case errors.Is(err, pool.ErrNoUpstream):
+		status, msg = 503, "no healthy upstream"
+	case err == errUpstreamTime:
+		status, msg = 504, "upstream timed out"
+	}
+	c.l.e.log.Warn("proxy error", "method", string(c.head.Method), "uri", string(c.head.URI),
+		"status", status, "error", err)
+	if !c.reqDone {
+		c.keepAlive = false
+	}
+	c.writeError(status, msg, !c.keepAlive)
+	c.endExchange()
+}
+
+// refuse answers a request that cannot be relayed and closes the
+// connection: after a framing error nothing more on it can be trusted.
+func (c *clientConn) refuse(status int, msg string) {
+	c.keepAlive = false
+	c.writeError(status, msg, true)
+	c.linger()
+}
+
+// abortRequest ends an exchange whose request body turned out bad or too
+// large while it was being relayed.
+func (c *clientConn) abortRequest(status int, msg string) {
+	if c.up != nil {
+		c.l.closeUp(c.up)
+		c.up = nil
+	}
+	if c.u != nil {
+		c.u.Release(0)
+		c.u = nil
+	}
+	if c.respHead {
+		c.abort()
+		return
+	}
+	c.refuse(status, msg)
+}
+
+// abort closes the connection in the middle of a response: the client sees
+// a truncated answer, never a wrong one.
+func (c *clientConn) abort() {
+	c.close()
+}
+
+func (c *clientConn) writeError(status int, msg string, closeConn bool) {
+	b := c.outBuf()[:len(c.out.b)]
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(status)...)
+	b = append(b, "\r\nContent-Type: application/json\r\n"...)
+	if status == 503 {
+		b = append(b, "Retry-After: 1\r\n"...)
+	}
+	if closeConn {
+		b = append(b, "Connection: close\r\n"...)
+	} else if c.head.Minor == 0 {
+		b = append(b, "Connection: keep-alive\r\n"...)
+	}
+	body := strconv.Quote(msg)
+	b = append(b, "Content-Length: "...)
+	b = strconv.AppendInt(b, int64(len(body)+len(`{"error":}`)+1), 10)
+	b = append(b, "\r\n\r\n{\"error\":"...)
+	b = append(b, body...)
+	b = append(b, "}\n"...)
+	c.out.b = b
+}
+
+func statusText(status int) string {
+	switch status {
+	case 408:
+		return "Request Timeout"
+	case 413:
+		return "Request Entity Too Large"
+	case 431:
+		return "Request Header Fields Too Large"
+	case 501:
+		return "Not Implemented"
+	case 502:
+		return "Bad Gateway"
+	case 503:
+		return "Service Unavailable"
+	case 504:
+		return "Gateway Timeout"
+	case 505:
+		return "HTTP Version Not Supported"
+	}
+	return "Bad Request"
+}
+
+// linger closes gracefully: the answer is flushed, the write side shut,
+// and what the client still sends is read and dropped until it closes, so
+// that unread input does not turn the close into a reset that could destroy
+// the answer (nginx's lingering close).
+func (c *clientConn) linger() {
+	c.state = stLinger
+	c.deadline = c.l.now + int64(min(lingerTimeout, c.l.e.opt.ReadHeaderTimeout))
+	if c.out.empty() {
+		_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+	}
+}
+
+func (c *clientConn) stepLinger() bool {
+	if !c.readable {
+		return false
+	}
+	if c.in == nil {
+		c.in = c.l.getBuf()[:bufSize]
+	}
+	c.r, c.w = 0, 0
+	return c.readClient()
+}
+
+// expired acts on a passed deadline.
+func (c *clientConn) expired() {
+	switch {
+	case c.state == stHead && c.r == c.w:
+		c.close() // idle keep-alive connection
+	case c.state == stHead:
+		c.refuse(408, "request read timed out")
+		c.progress()
+	case c.state == stExchange && c.up != nil && c.up.connecting:
+		c.upstreamFailed(&pool.DialError{Err: errDialTimeout})
+		c.progress()
+	case c.state == stExchange && !c.out.empty():
+		c.abort() // the client stopped reading
+	case c.state == stExchange && !c.reqDone && c.req.empty() && c.up != nil:
+		c.abortRequest(408, "request read timed out")
+		c.progress()
+	case c.state == stExchange && c.up != nil:
+		c.upstreamFailed(errUpstreamTime)
+		c.progress()
+	default:
+		c.close()
+	}
+}
+
+// close releases everything the connection holds.
+func (c *clientConn) close() {
+	if c.closed {
+		return
+	}
+	l := c.l
+	c.closed = true
+	if c.up != nil {
+		l.closeUp(c.up)
+		c.up = nil
+	}
+	if c.u != nil {
+		c.u.Release(0)
+		c.u = nil
+	}
+	l.unregister(c.fd)
+	last := len(l.clients) - 1
+	l.clients[c.idx] = l.clients[last]
+	l.clients[c.idx].idx = c.idx
+	l.clients[last] = nil
+	l.clients = l.clients[:last]
+	for _, b := range [][]byte{c.in, c.out.b, c.req.b} {
+		if b != nil {
+			l.putBuf(b[:0])
+		}
+	}
+	c.in, c.out, c.req = nil, sendBuf{}, sendBuf{}
+	l.e.conns.Add(-1)
+}
+
+// releaseIdle gives back the buffers of a connection waiting for its next
+// request, so idle keep-alive clients hold no memory beyond their state.
+func (c *clientConn) releaseIdle() {
+	if c.state != stHead || c.r != c.w || !c.out.empty() {
+		return
+	}
+	if c.in != nil {
+		c.l.putBuf(c.in[:0])
+		c.in, c.r, c.w = nil, 0, 0
+	}
+	if c.out.b != nil {
+		c.l.putBuf(c.out.b[:0])
+		c.out = sendBuf{}
+	}
+}

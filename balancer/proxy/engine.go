@@ -1,0 +1,537 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/procbal/procbal/balancer/pool"
+)
+
+// EngineOptions are the client-side bounds of the event-loop front end.
+type EngineOptions struct {
+	// Loops is the number of event loops. If zero, half of GOMAXPROCS, at
+	// least one: the workers on the same machine need the other half
+	// (measured in docs/TUNING.md).
+	Loops int
+	// MaxHeaderBytes bounds a request head (431 beyond it) and an upstream
+	// response head (502). If zero, 64 KiB.
+	MaxHeaderBytes int
+	// MaxBodyBytes bounds a request body (413 beyond it). If zero, 32 MiB.
+	MaxBodyBytes int64
+	// ReadHeaderTimeout is how long a client has to send a request head,
+	// and how long a request body may stall. If zero, 10s.
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes a keep-alive client connection idle this long. If
+	// zero, 60s.
+	IdleTimeout time.Duration
+	// UpstreamTimeout bounds the wait for an upstream's answer, and any
+	// stall while one is relayed (504, or the connection closed). If zero,
+	// 60s.
+	UpstreamTimeout time.Duration
+	// UpstreamIdle closes pooled upstream connections idle this long. If
+	// zero, 30s.
+	UpstreamIdle time.Duration
+}
+
+func (o *EngineOptions) defaults() {
+	if o.Loops <= 0 {
+		o.Loops = max(1, runtime.GOMAXPROCS(0)/2)
+	}
+	if o.MaxHeaderBytes <= 0 {
+		o.MaxHeaderBytes = 64 << 10
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 32 << 20
+	}
+	if o.ReadHeaderTimeout <= 0 {
+		o.ReadHeaderTimeout = 10 * time.Second
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 60 * time.Second
+	}
+	if o.UpstreamTimeout <= 0 {
+		o.UpstreamTimeout = 60 * time.Second
+	}
+	if o.UpstreamIdle <= 0 {
+		o.UpstreamIdle = 30 * time.Second
+	}
+}
+
+// Engine is the proxy's front end built the way nginx and HAProxy are: a
+// few event loops, each a goroutine on its own epoll set, that accept
+// clients, parse HTTP/1.1 heads in place, and relay bytes between client
+// and upstream sockets without a goroutine, a lock or an allocation per
+// request. Each loop pools its own keep-alive connections per upstream.
+// It proxies with the same rules as Handler, the fasthttp front end.
+type Engine struct {
+	pool *pool.Pool
+	obs  Observer
+	log  hclog.Logger
+	opt  EngineOptions
+
+	mu       sync.Mutex
+	started  bool
+	lnFile   *os.File
+	lfd      int
+	host     []byte // the listener's address: Host for requests without one
+	loops    []*loop
+	wg       sync.WaitGroup
+	stopping atomic.Bool // no new clients; idle ones closed
+	kill     atomic.Bool // close everything now
+	conns    atomic.Int64
+}
+
+// NewEngine returns an engine over p. obs may be nil.
+func NewEngine(p *pool.Pool, obs Observer, log hclog.Logger, o EngineOptions) *Engine {
+	o.defaults()
+	return &Engine{pool: p, obs: obs, log: log, opt: o, lfd: -1}
+}
+
+// Open returns the number of open client connections.
+func (e *Engine) Open() int64 { return e.conns.Load() }
+
+// Serve accepts clients on ln, a TCP or unix listener, until Shutdown. It
+// takes over the listener's socket; ln itself is closed.
+func (e *Engine) Serve(ln net.Listener) error {
+	f, err := listenerFile(ln)
+	host := []byte(ln.Addr().String())
+	ln.Close()
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	if e.stopping.Load() || e.started {
+		e.mu.Unlock()
+		f.Close()
+		return errors.New("engine: already serving or shut down")
+	}
+	e.started = true
+	e.lnFile, e.lfd, e.host = f, int(f.Fd()), host
+	if err := syscall.SetNonblock(e.lfd, true); err != nil {
+		e.mu.Unlock()
+		return fmt.Errorf("engine: listener: %w", err)
+	}
+	for range e.opt.Loops {
+		l, err := newLoop(e)
+		if err != nil {
+			e.mu.Unlock()
+			e.kill.Store(true)
+			e.stopping.Store(true)
+			e.wg.Wait()
+			return err
+		}
+		e.loops = append(e.loops, l)
+		e.wg.Add(1)
+		go l.run()
+	}
+	e.mu.Unlock()
+	e.wg.Wait()
+	return e.lnFile.Close()
+}
+
+func listenerFile(ln net.Listener) (*os.File, error) {
+	fl, ok := ln.(interface{ File() (*os.File, error) })
+	if !ok {
+		return nil, fmt.Errorf("engine: cannot take over a %T", ln)
+	}
+	return fl.File()
+}
+
+// ShutdownWithContext stops accepting, closes idle connections, lets
+// requests in flight finish until ctx ends, then closes the rest. Its name
+// matches fasthttp.Server's, so either front end serves the balancer.
+func (e *Engine) ShutdownWithContext(ctx context.Context) error {
+	e.mu.Lock()
+	e.stopping.Store(true)
+	started := e.started
+	e.mu.Unlock()
+	if !started {
+		return nil
+	}
+	done := make(chan struct{})
+	go func() { e.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		e.kill.Store(true)
+		<-done
+		return ctx.Err()
+	}
+}
+
+// loop is one event loop. Everything it owns (its connections, buffers and
+// upstream pools) is touched only by its goroutine.
+type loop struct {
+	e       *Engine
+	ep      int
+	now     int64 // unix nanoseconds, read once per wake-up
+	gen     int32
+	ents    []entry // by file descriptor
+	clients []*clientConn
+	ups     map[*pool.Upstream]*upPool
+	free    [][]byte
+	ids     *idSource
+	idBuf   [64]byte
+	events  [256]syscall.EpollEvent
+	sweepAt int64
+	closing bool // stopped accepting
+}
+
+// entry is what a descriptor is: a client or an upstream connection.
+type entry struct {
+	gen int32
+	c   *clientConn
+	up  *upConn
+}
+
+// upPool is a loop's idle connections to one upstream, most recent last.
+type upPool struct {
+	idle []*upConn
+	sa   syscall.Sockaddr
+	tcp  bool
+}
+
+const (
+	bufSize       = 16 << 10
+	sweepEvery    = 100 * time.Millisecond
+	lingerTimeout = 2 * time.Second
+	maxIdlePerUp  = 256
+)
+
+func newLoop(e *Engine) (*loop, error) {
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("engine: epoll: %w", err)
+	}
+	// Every loop waits on the one listening socket; EPOLLEXCLUSIVE wakes
+	// one of them per new connection instead of all.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | 1<<28, Fd: int32(e.lfd), Pad: -1}
+	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, e.lfd, &ev); err != nil {
+		syscall.Close(ep)
+		return nil, fmt.Errorf("engine: epoll: %w", err)
+	}
+	return &loop{e: e, ep: ep, ups: map[*pool.Upstream]*upPool{}, ids: newIDSource()}, nil
+}
+
+func (l *loop) run() {
+	defer l.e.wg.Done()
+	defer syscall.Close(l.ep)
+	l.now = time.Now().UnixNano()
+	l.sweepAt = l.now + int64(sweepEvery)
+	for {
+		wait := int((l.sweepAt - l.now) / int64(time.Millisecond))
+		n, err := syscall.EpollWait(l.ep, l.events[:], max(wait, 0))
+		l.now = time.Now().UnixNano()
+		if err != nil && err != syscall.EINTR {
+			l.e.log.Error("epoll wait failed", "error", err)
+			n = 0
+		}
+		for i := range n {
+			l.dispatch(&l.events[i])
+		}
+		if l.now >= l.sweepAt {
+			if l.sweep() {
+				return
+			}
+			l.sweepAt = l.now + int64(sweepEvery)
+		}
+	}
+}
+
+func (l *loop) dispatch(ev *syscall.EpollEvent) {
+	fd := int(ev.Fd)
+	if ev.Pad == -1 {
+		l.accept()
+		return
+	}
+	if fd >= len(l.ents) || l.ents[fd].gen != ev.Pad {
+		return // the descriptor was closed earlier in this batch
+	}
+	ent := &l.ents[fd]
+	in := ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+	out := ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+	if c := ent.c; c != nil {
+		c.readable = c.readable || in
+		c.writable = c.writable || out
+		c.progress()
+		return
+	}
+	up := ent.up
+	up.readable = up.readable || in
+	up.writable = up.writable || out
+	if up.c != nil {
+		up.c.progress()
+		return
+	}
+	if in {
+		// An idle connection became readable: the upstream closed it (or
+		// spoke out of turn). Either way it is not reusable.
+		l.dropIdle(up)
+	}
+}
+
+func (l *loop) accept() {
+	for range 64 {
+		fd, sa, err := syscall.Accept4(l.e.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err != nil {
+			if err != syscall.EAGAIN && err != syscall.ECONNABORTED && err != syscall.EINTR {
+				l.e.log.Warn("accept failed", "error", err)
+			}
+			return
+		}
+		if l.e.stopping.Load() {
+			syscall.Close(fd)
+			continue
+		}
+		var ip []byte
+		switch a := sa.(type) {
+		case *syscall.SockaddrInet4:
+			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			ip = appendIP(nil, a.Addr[:])
+		case *syscall.SockaddrInet6:
+			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+			ip = appendIP(nil, a.Addr[:])
+		default:
+			ip = []byte("unix")
+		}
+		c := &clientConn{l: l, fd: fd, ip: ip, writable: true}
+		if !l.register(fd, entry{c: c}) {
+			continue
+		}
+		c.idx = len(l.clients)
+		l.clients = append(l.clients, c)
+		l.e.conns.Add(1)
+		c.deadline = l.now + int64(l.e.opt.ReadHeaderTimeout)
+	}
+}
+
+// register adds fd to the loop's epoll set as ent; on failure it closes fd.
+func (l *loop) register(fd int, ent entry) bool {
+	l.gen++
+	if l.gen < 0 {
+		l.gen = 0
+	}
+	ent.gen = l.gen
+	if fd >= len(l.ents) {
+		l.ents = append(l.ents, make([]entry, fd+1-len(l.ents)+64)...)
+	}
+	l.ents[fd] = ent
+	if err := epollAdd(l.ep, fd, eventMask, ent.gen); err != nil {
+		l.e.log.Warn("epoll add failed", "error", err)
+		l.ents[fd] = entry{}
+		syscall.Close(fd)
+		return false
+	}
+	return true
+}
+
+func (l *loop) unregister(fd int) {
+	l.ents[fd] = entry{}
+	syscall.Close(fd)
+}
+
+// sweep runs every sweepEvery: it applies deadlines, closes stale idle
+// upstream connections, and handles shutdown. It reports whether the loop
+// is done.
+func (l *loop) sweep() bool {
+	e := l.e
+	if e.kill.Load() {
+		for len(l.clients) > 0 {
+			l.clients[len(l.clients)-1].close()
+		}
+		l.closeAllIdle()
+		return true
+	}
+	if e.stopping.Load() && !l.closing {
+		l.closing = true
+		_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, e.lfd, nil)
+	}
+	for i := 0; i < len(l.clients); {
+		c := l.clients[i]
+		switch {
+		case l.closing && c.state == stHead && c.r == c.w && c.out.empty():
+			c.close()
+		case c.deadline != 0 && l.now >= c.deadline:
+			c.expired()
+		}
+		if i < len(l.clients) && l.clients[i] == c {
+			i++
+		}
+	}
+	l.sweepIdle()
+	if l.closing && len(l.clients) == 0 {
+		l.closeAllIdle()
+		return true
+	}
+	return false
+}
+
+func (l *loop) sweepIdle() {
+	limit := l.now - int64(l.e.opt.UpstreamIdle)
+	for u, p := range l.ups {
+		keep := p.idle[:0]
+		for _, up := range p.idle {
+			if up.idleSince < limit {
+				l.unregister(up.fd)
+				continue
+			}
+			keep = append(keep, up)
+		}
+		clear(p.idle[len(keep):])
+		p.idle = keep
+		if len(p.idle) == 0 && u.State() == pool.Stopped {
+			delete(l.ups, u)
+		}
+	}
+}
+
+func (l *loop) closeAllIdle() {
+	for u, p := range l.ups {
+		for _, up := range p.idle {
+			l.unregister(up.fd)
+		}
+		delete(l.ups, u)
+	}
+}
+
+// getBuf returns an empty buffer of bufSize capacity.
+func (l *loop) getBuf() []byte {
+	if n := len(l.free); n > 0 {
+		b := l.free[n-1]
+		l.free = l.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, bufSize)
+}
+
+// putBuf keeps b for reuse when it has the standard size; grown ones are
+// left to the collector.
+func (l *loop) putBuf(b []byte) {
+	if cap(b) == bufSize && len(l.free) < 4096 {
+		l.free = append(l.free, b[:0])
+	}
+}
+
+// upstream returns a connection to u: the most recently used idle one, or
+// a new one. A failure to connect is a *pool.DialError.
+func (l *loop) upstream(u *pool.Upstream) (*upConn, error) {
+	p := l.ups[u]
+	if p == nil {
+		sa, tcp, err := sockaddr(u.Address)
+		if err != nil {
+			return nil, &pool.DialError{Err: err}
+		}
+		p = &upPool{sa: sa, tcp: tcp}
+		l.ups[u] = p
+	}
+	if n := len(p.idle); n > 0 {
+		up := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		return up, nil
+	}
+	family := syscall.AF_UNIX
+	switch p.sa.(type) {
+	case *syscall.SockaddrInet4:
+		family = syscall.AF_INET
+	case *syscall.SockaddrInet6:
+		family = syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, &pool.DialError{Err: err}
+	}
+	up := &upConn{fd: fd, u: u, writable: true}
+	if p.tcp {
+		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	}
+	switch err := syscall.Connect(fd, p.sa); err {
+	case nil:
+	case syscall.EINPROGRESS:
+		up.connecting, up.writable = true, false
+	default:
+		syscall.Close(fd)
+		return nil, &pool.DialError{Err: &net.OpError{Op: "dial", Net: "upstream", Err: err}}
+	}
+	if !l.register(fd, entry{up: up}) {
+		return nil, &pool.DialError{Err: errors.New("epoll registration failed")}
+	}
+	return up, nil
+}
+
+// release returns up to its upstream's idle pool when reusable, else
+// closes it.
+func (l *loop) release(up *upConn, reusable bool) {
+	up.c = nil
+	if up.in != nil && up.r == up.w {
+		l.putBuf(up.in[:0])
+		up.in, up.r, up.w = nil, 0, 0
+	}
+	p := l.ups[up.u]
+	if !reusable || up.in != nil || p == nil || len(p.idle) >= maxIdlePerUp || l.closing ||
+		up.u.State() == pool.Stopped {
+		l.closeUp(up)
+		return
+	}
+	up.idleSince = l.now
+	p.idle = append(p.idle, up)
+}
+
+func (l *loop) closeUp(up *upConn) {
+	up.c = nil
+	if up.in != nil {
+		l.putBuf(up.in[:0])
+		up.in = nil
+	}
+	l.unregister(up.fd)
+}
+
+// dropIdle closes an idle connection the upstream closed.
+func (l *loop) dropIdle(up *upConn) {
+	if p := l.ups[up.u]; p != nil {
+		for i, x := range p.idle {
+			if x == up {
+				copy(p.idle[i:], p.idle[i+1:])
+				p.idle[len(p.idle)-1] = nil
+				p.idle = p.idle[:len(p.idle)-1]
+				break
+			}
+		}
+	}
+	l.closeUp(up)
+}
+
+// sockaddr parses an upstream address: "unix:/path" or "ip:port" (the
+// supervisor resolves DNS names to addresses before publishing them).
+func sockaddr(address string) (syscall.Sockaddr, bool, error) {
+	if len(address) > 5 && address[:5] == "unix:" {
+		return &syscall.SockaddrUnix{Name: address[5:]}, false, nil
+	}
+	host, port, err := net.SplitHostPort(address)
+	if err != nil {
+		return nil, false, err
+	}
+	ap, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	if err != nil {
+		return nil, false, err
+	}
+	if ip4 := ap.IP.To4(); ip4 != nil {
+		sa := &syscall.SockaddrInet4{Port: ap.Port}
+		copy(sa.Addr[:], ip4)
+		return sa, true, nil
+	}
+	sa := &syscall.SockaddrInet6{Port: ap.Port}
+	copy(sa.Addr[:], ap.IP.To16())
+	return sa, true, nil
+}
