@@ -34,6 +34,7 @@ type upConn struct {
 	r, w       int
 	readable   bool
 	writable   bool
+	hup        bool // the upstream closed its side: read to EOF
 	connecting bool
 	idleSince  int64
 }
@@ -47,6 +48,7 @@ type clientConn struct {
 	closed   bool
 	readable bool
 	writable bool
+	hup      bool // the client closed its side: read to EOF
 	state    int
 	deadline int64
 
@@ -161,8 +163,8 @@ func (c *clientConn) readClient() bool {
 	n, errno := rawRead(c.fd, c.in[c.w:])
 	if n > 0 {
 		c.w += n
-		if n < space {
-			c.readable = false
+		if n < space && !c.hup {
+			c.readable = false // a short read drained the socket (nginx does the same)
 		}
 		return true
 	}
@@ -516,7 +518,7 @@ func (c *clientConn) readUpstream() bool {
 	n, errno := rawRead(up.fd, up.in[up.w:])
 	if n > 0 {
 		up.w += n
-		if n < space {
+		if n < space && !up.hup {
 			up.readable = false
 		}
 		c.deadline = l.now + int64(l.e.opt.UpstreamTimeout)

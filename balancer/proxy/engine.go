@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -250,6 +251,7 @@ func (l *loop) run() {
 }
 
 func (l *loop) dispatch(ev *syscall.EpollEvent) {
+	defer l.recoverEvent(ev)
 	fd := int(ev.Fd)
 	if ev.Pad == -1 {
 		l.accept()
@@ -261,15 +263,20 @@ func (l *loop) dispatch(ev *syscall.EpollEvent) {
 	ent := &l.ents[fd]
 	in := ev.Events&(syscall.EPOLLIN|syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 	out := ev.Events&(syscall.EPOLLOUT|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
+	// The peer closed (its FIN may have come with the last data, in one
+	// event): reads go on until EOF rather than stopping at a short read.
+	hup := ev.Events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 	if c := ent.c; c != nil {
 		c.readable = c.readable || in
 		c.writable = c.writable || out
+		c.hup = c.hup || hup
 		c.progress()
 		return
 	}
 	up := ent.up
 	up.readable = up.readable || in
 	up.writable = up.writable || out
+	up.hup = up.hup || hup
 	if up.c != nil {
 		up.c.progress()
 		return
@@ -278,6 +285,31 @@ func (l *loop) dispatch(ev *syscall.EpollEvent) {
 		// An idle connection became readable: the upstream closed it (or
 		// spoke out of turn). Either way it is not reusable.
 		l.dropIdle(up)
+	}
+}
+
+// recoverEvent keeps a bug in the relay of one connection from taking
+// every other connection down with the process: it logs the panic with its
+// stack and closes the connection the event was about.
+func (l *loop) recoverEvent(ev *syscall.EpollEvent) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	l.e.log.Error("proxy engine panic, closing the connection", "panic", r, "stack", string(debug.Stack()))
+	fd := int(ev.Fd)
+	if ev.Pad == -1 || fd >= len(l.ents) || l.ents[fd].gen != ev.Pad {
+		return
+	}
+	ent := l.ents[fd]
+	defer func() { _ = recover() }() // the state may be too broken to close cleanly
+	switch {
+	case ent.c != nil:
+		ent.c.close()
+	case ent.up.c != nil:
+		ent.up.c.close()
+	default:
+		l.dropIdle(ent.up)
 	}
 }
 

@@ -209,6 +209,19 @@ var testEngineOptions = proxy.EngineOptions{
 	UpstreamTimeout:   60 * time.Second,
 }
 
+// failOnError returns a logger that fails t on anything logged at error
+// level: the engine logs a recovered panic there.
+func failOnError(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: errorFailer{t}})
+}
+
+type errorFailer struct{ t testing.TB }
+
+func (f errorFailer) Write(p []byte) (int, error) {
+	f.t.Errorf("engine logged: %s", p)
+	return len(p), nil
+}
+
 // startFront serves the proxy over p on 127.0.0.1 and returns its address.
 func startFront(t testing.TB, p *pool.Pool) string {
 	t.Helper()
@@ -230,7 +243,7 @@ func startFrontWith(t testing.TB, p *pool.Pool, o proxy.EngineOptions) string {
 	if frontOf(t) == "fasthttp" {
 		srv = newFrontServer(proxy.New(p, nil, hclog.NewNullLogger()).ServeHTTP)
 	} else {
-		srv = proxy.NewEngine(p, nil, hclog.NewNullLogger(), o)
+		srv = proxy.NewEngine(p, nil, failOnError(t), o)
 	}
 	addr := ln.Addr().String()
 	go func() { _ = srv.Serve(ln) }()
