@@ -2,8 +2,12 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,4 +70,49 @@ func closedWithin(t *testing.T, addr, partial string, d time.Duration) bool {
 	c.SetReadDeadline(time.Now().Add(d))
 	_, err = io.Copy(io.Discard, bufio.NewReader(c))
 	return err == nil // EOF: closed by the server; a timeout is an error
+}
+
+// Out of file descriptors, the balancer neither spins nor dies nor blames
+// its workers: it pauses accepting, answers what it can (503 when it cannot
+// open an upstream socket), and serves normally once descriptors are free.
+func TestOutOfDescriptorsRecovers(t *testing.T) {
+	t.Parallel()
+	b := startBalancer(t, 2)
+	pid := b.cmd.Process.Pid
+	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := len(fds) + 6
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), fmt.Sprintf("--nofile=%d:%d", limit, limit)).CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v %s", err, out)
+	}
+	var held []net.Conn
+	for range 40 {
+		c, err := net.DialTimeout("tcp", b.addr, time.Second)
+		if err != nil {
+			break // the backlog is full too
+		}
+		held = append(held, c)
+		c.Write([]byte("GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n"))
+	}
+	time.Sleep(1500 * time.Millisecond)
+	for _, c := range held {
+		c.Close()
+	}
+	if out, err := exec.Command("prlimit", "--pid", strconv.Itoa(pid), "--nofile=4096:4096").CombinedOutput(); err != nil {
+		t.Logf("raising the limit again: %v %s (lowering a hard limit is final without privileges)", err, out)
+	}
+	waitFor(t, 5*time.Second, "normal answers again", func() bool {
+		code, _, err := b.get("/api/health")
+		return err == nil && code == 200
+	})
+	if !strings.Contains(b.out.String(), "pausing accepts") {
+		t.Errorf("no accept pause logged: the test did not run out of descriptors")
+	}
+	for _, w := range b.workers().Workers {
+		if w.State != "healthy" {
+			t.Errorf("worker %d is %s after the balancer ran out of descriptors, want healthy", w.ID, w.State)
+		}
+	}
 }

@@ -75,7 +75,16 @@ func TestLeastConnAvoidsBusyWorker(t *testing.T) {
 // and the replacement serves within 1s.
 func TestKill9UnderLoadLosesNothing(t *testing.T) {
 	t.Parallel()
-	b := startBalancer(t, 2)
+	for _, engine := range []string{"epoll", "fasthttp"} {
+		t.Run(engine, func(t *testing.T) {
+			t.Parallel()
+			testKill9UnderLoad(t, "PROXY_ENGINE="+engine)
+		})
+	}
+}
+
+func testKill9UnderLoad(t *testing.T, env ...string) {
+	b := startBalancer(t, 2, env...)
 	l := startLoad(b, 4, "/api/health")
 	time.Sleep(300 * time.Millisecond)
 	old := b.pidOf(1)

@@ -259,6 +259,12 @@ func (c *clientConn) connect(last error) {
 		}
 		c.tried.Add(u)
 		up, err := l.upstream(u)
+		var le *localError
+		if errors.As(err, &le) {
+			u.Release(0)
+			c.answerError(err) // another upstream would fail alike
+			return
+		}
 		if err != nil {
 			l.e.pool.ReportFailure(u)
 			u.Release(0)
@@ -602,9 +608,12 @@ func (c *clientConn) upstreamFailed(err error) {
 // upstream was available, 504 on a timeout, else 502.
 func (c *clientConn) answerError(err error) {
 	status, msg := 502, "upstream unreachable"
+	var le *localError
 	switch {
 	case errors.Is(err, pool.ErrNoUpstream):
 		status, msg = 503, "no healthy upstream"
+	case errors.As(err, &le):
+		status, msg = 503, "balancer out of resources"
 	case err == errUpstreamTime:
 		status, msg = 504, "upstream timed out"
 	}

@@ -174,19 +174,20 @@ func (e *Engine) ShutdownWithContext(ctx context.Context) error {
 // loop is one event loop. Everything it owns (its connections, buffers and
 // upstream pools) is touched only by its goroutine.
 type loop struct {
-	e       *Engine
-	ep      int
-	now     int64 // unix nanoseconds, read once per wake-up
-	gen     int32
-	ents    []entry // by file descriptor
-	clients []*clientConn
-	ups     map[*pool.Upstream]*upPool
-	free    [][]byte
-	ids     *idSource
-	idBuf   [64]byte
-	events  [256]syscall.EpollEvent
-	sweepAt int64
-	closing bool // stopped accepting
+	e        *Engine
+	ep       int
+	now      int64 // unix nanoseconds, read once per wake-up
+	gen      int32
+	ents     []entry // by file descriptor
+	clients  []*clientConn
+	ups      map[*pool.Upstream]*upPool
+	free     [][]byte
+	ids      *idSource
+	idBuf    [64]byte
+	events   [256]syscall.EpollEvent
+	sweepAt  int64
+	acceptAt int64 // accepts paused until then; 0: not paused
+	closing  bool  // stopped accepting
 }
 
 // entry is what a descriptor is: a client or an upstream connection.
@@ -215,14 +216,20 @@ func newLoop(e *Engine) (*loop, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: epoll: %w", err)
 	}
-	// Every loop waits on the one listening socket; EPOLLEXCLUSIVE wakes
-	// one of them per new connection instead of all.
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | 1<<28, Fd: int32(e.lfd), Pad: -1}
-	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, e.lfd, &ev); err != nil {
+	l := &loop{e: e, ep: ep, ups: map[*pool.Upstream]*upPool{}, ids: newIDSource()}
+	if err := l.watchListener(); err != nil {
 		syscall.Close(ep)
 		return nil, fmt.Errorf("engine: epoll: %w", err)
 	}
-	return &loop{e: e, ep: ep, ups: map[*pool.Upstream]*upPool{}, ids: newIDSource()}, nil
+	return l, nil
+}
+
+// watchListener adds the listening socket to the loop's set. Every loop
+// waits on it; EPOLLEXCLUSIVE wakes one of them per new connection instead
+// of all.
+func (l *loop) watchListener() error {
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | 1<<28, Fd: int32(l.e.lfd), Pad: -1}
+	return syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_ADD, l.e.lfd, &ev)
 }
 
 func (l *loop) run() {
@@ -316,10 +323,17 @@ func (l *loop) recoverEvent(ev *syscall.EpollEvent) {
 func (l *loop) accept() {
 	for range 64 {
 		fd, sa, err := syscall.Accept4(l.e.lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
-		if err != nil {
-			if err != syscall.EAGAIN && err != syscall.ECONNABORTED && err != syscall.EINTR {
-				l.e.log.Warn("accept failed", "error", err)
-			}
+		switch err {
+		case nil:
+		case syscall.EAGAIN, syscall.ECONNABORTED, syscall.EINTR:
+			return
+		default:
+			// Out of descriptors (EMFILE, ENFILE) or memory: the listener
+			// stays readable, so stop watching it for a second rather than
+			// spin, as nginx does.
+			l.e.log.Warn("accept failed, pausing accepts for a second", "error", err)
+			_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.e.lfd, nil)
+			l.acceptAt = l.now + int64(time.Second)
 			return
 		}
 		if l.e.stopping.Load() {
@@ -384,6 +398,12 @@ func (l *loop) sweep() bool {
 		}
 		l.closeAllIdle()
 		return true
+	}
+	if l.acceptAt != 0 && l.now >= l.acceptAt && !l.closing {
+		l.acceptAt = 0
+		if err := l.watchListener(); err != nil {
+			l.e.log.Error("listening again failed", "error", err)
+		}
 	}
 	if e.stopping.Load() && !l.closing {
 		l.closing = true
@@ -482,7 +502,7 @@ func (l *loop) upstream(u *pool.Upstream) (*upConn, error) {
 	}
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, &pool.DialError{Err: err}
+		return nil, &localError{err}
 	}
 	up := &upConn{fd: fd, u: u, writable: true}
 	if p.tcp {
@@ -501,6 +521,13 @@ func (l *loop) upstream(u *pool.Upstream) (*upConn, error) {
 	}
 	return up, nil
 }
+
+// localError is a failure on the balancer's side (out of descriptors or
+// memory), not the upstream's: it does not count against the upstream.
+type localError struct{ err error }
+
+func (e *localError) Error() string { return "no socket for the upstream: " + e.err.Error() }
+func (e *localError) Unwrap() error { return e.err }
 
 // release returns up to its upstream's idle pool when reusable, else
 // closes it.
