@@ -89,7 +89,7 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
 	metrics := admin.NewMetrics(p, sup)
 	a := &app{cfg: cfg, log: log, pool: p, sup: sup}
-	a.server = newFront(cfg, p, metrics, log.Named("proxy"))
+	a.server, metrics.ClientConns = newFront(cfg, p, metrics, log.Named("proxy"))
 	a.admin = &http.Server{
 		Handler: admin.New(admin.Options{
 			Token:       cfg.AdminToken,

@@ -104,6 +104,7 @@ func TestMetricsAndMemoryLog(t *testing.T) {
 		"balancer_healthy_upstreams 2", `balancer_worker_restarts_total{cause="crash"} 0`,
 		`balancer_ejections_total{upstream="worker-1"} 0`, `balancer_worker_rss_bytes{worker_id="1"}`,
 		`balancer_worker_heap_alloc_bytes{worker_id="2"}`, "balancer_rss_bytes",
+		"balancer_client_connections 1", // the test client's kept-alive connection
 	} {
 		if !strings.Contains(m, want) {
 			t.Fatalf("/metrics lacks %s:\n%s", want, grepLines(m, "balancer_"))

@@ -20,12 +20,14 @@ type front interface {
 	ShutdownWithContext(ctx context.Context) error
 }
 
-// newFront returns the front end PROXY_ENGINE names over p.
-func newFront(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger) front {
+// newFront returns the front end PROXY_ENGINE names over p, and a count
+// of its open client connections.
+func newFront(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger) (front, func() int64) {
 	if cfg.ProxyEngine == engineFasthttp {
-		return newServer(cfg, proxy.New(p, obs, log).ServeHTTP, log.Named("server"))
+		s := newServer(cfg, proxy.New(p, obs, log).ServeHTTP, log.Named("server"))
+		return s, func() int64 { return int64(s.GetOpenConnectionsCount()) }
 	}
-	return proxy.NewEngine(p, obs, log, proxy.EngineOptions{
+	e := proxy.NewEngine(p, obs, log, proxy.EngineOptions{
 		Loops:             cfg.ProxyLoops,
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
 		MaxBodyBytes:      int64(cfg.MaxBodyBytes),
@@ -33,6 +35,7 @@ func newFront(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger) f
 		IdleTimeout:       cfg.IdleTimeout,
 		UpstreamTimeout:   cfg.UpstreamTimeout,
 	})
+	return e, e.Open
 }
 
 // newServer returns the client-facing fasthttp server with the request

@@ -31,6 +31,11 @@ type Metrics struct {
 	rss      *prometheus.Desc
 	heap     *prometheus.Desc
 	selfRSS  *prometheus.Desc
+	clients  *prometheus.Desc
+
+	// ClientConns, when set, reports the open client connections (nginx's
+	// "Active connections", HAProxy's current sessions).
+	ClientConns func() int64
 }
 
 // NewMetrics returns the metrics of p and sup.
@@ -52,6 +57,7 @@ func NewMetrics(p *pool.Pool, sup *supervisor.Supervisor) *Metrics {
 		rss:      desc("balancer_worker_rss_bytes", "Resident memory of each local worker.", "worker_id"),
 		heap:     desc("balancer_worker_heap_alloc_bytes", "Go heap in use of each worker built on the worker kit.", "worker_id"),
 		selfRSS:  desc("balancer_rss_bytes", "Resident memory of the balancer itself."),
+		clients:  desc("balancer_client_connections", "Open client connections."),
 	}
 	m.reg.MustRegister(m.latency, m, collectors.NewGoCollector())
 	return m
@@ -73,7 +79,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.requests, m.inflight, m.healthy, m.restarts, m.ejection, m.rss, m.heap, m.selfRSS} {
+	for _, d := range []*prometheus.Desc{m.requests, m.inflight, m.healthy, m.restarts, m.ejection, m.rss, m.heap, m.selfRSS, m.clients} {
 		ch <- d
 	}
 }
@@ -94,6 +100,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		if mem.HeapSysBytes > 0 {
 			ch <- prometheus.MustNewConstMetric(m.heap, prometheus.GaugeValue, float64(mem.HeapAllocBytes), id)
 		}
+	}
+	if m.ClientConns != nil {
+		ch <- prometheus.MustNewConstMetric(m.clients, prometheus.GaugeValue, float64(m.ClientConns()))
 	}
 	rss, _ := protocol.ReadRSS(os.Getpid())
 	ch <- prometheus.MustNewConstMetric(m.selfRSS, prometheus.GaugeValue, float64(rss))
