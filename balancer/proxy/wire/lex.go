@@ -138,6 +138,49 @@ type hdrLine struct {
 func (l *hdrLine) name(w []byte) []byte  { return w[l.start:l.nameEnd] }
 func (l *hdrLine) value(w []byte) []byte { return w[l.vs:l.ve] }
 
+// step is what nextHeader found.
+type step uint8
+
+const (
+	stepHeader step = iota // a header line, in l
+	stepEnd                // the empty line that ends the head
+	stepMore               // not enough bytes yet
+	stepErr                // a malformed line
+)
+
+// nextHeader reads what starts at w[i] in a head's header section: a
+// header line (into l, counted in *n) or the final empty line, whose end
+// is returned as next.
+func nextHeader(w []byte, i int, n *int, l *hdrLine) (st step, next int, code errCode) {
+	if i >= len(w) {
+		return stepMore, 0, eNone
+	}
+	if c := w[i]; c == '\r' || c == '\n' {
+		next := i + 1
+		if c == '\r' {
+			if next == len(w) {
+				return stepMore, 0, eNone
+			}
+			if w[next] != '\n' {
+				return stepErr, 0, eHeaderLine
+			}
+			next++
+		}
+		return stepEnd, next, eNone
+	}
+	if *n++; *n > maxHeaders {
+		return stepErr, 0, eTooMany
+	}
+	more, code := headerLine(w, i, l)
+	switch {
+	case more:
+		return stepMore, 0, eNone
+	case code != eNone:
+		return stepErr, 0, code
+	}
+	return stepHeader, l.next, eNone
+}
+
 // headerLine reads the header line "name: value" that starts at w[i], which
 // is not a line end, in one pass: the name's token characters, then the
 // value up to the first control character, which must be the line end.

@@ -87,33 +87,16 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 		l                   hdrLine
 	)
 	for {
-		if i >= len(w) {
+		st, next, code := nextHeader(w, i, &n, &l)
+		if st == stepMore {
 			return short(len(buf), max)
 		}
-		if c := w[i]; c == '\r' || c == '\n' {
-			next := i + 1
-			if c == '\r' {
-				if next == len(w) {
-					return short(len(buf), max)
-				}
-				if w[next] != '\n' {
-					return reqErrs[eHeaderLine]
-				}
-				next++
-			}
-			h.hdrEnd = i
-			h.Len = next
-			break
-		}
-		if n++; n > maxHeaders {
-			return reqErrs[eTooMany]
-		}
-		more, code := headerLine(w, i, &l)
-		if more {
-			return short(len(buf), max)
-		}
-		if code != eNone {
+		if st == stepErr {
 			return reqErrs[code]
+		}
+		if st == stepEnd {
+			h.hdrEnd, h.Len = i, next
+			break
 		}
 		if !l.canon {
 			h.rewrite = true

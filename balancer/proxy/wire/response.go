@@ -63,33 +63,16 @@ func ParseResponse(buf []byte, lim Limits, h *ResponseHead) error {
 		l                   hdrLine
 	)
 	for {
-		if i >= len(w) {
+		st, next, code := nextHeader(w, i, &n, &l)
+		if st == stepMore {
 			return short(len(buf), max)
 		}
-		if c := w[i]; c == '\r' || c == '\n' {
-			next := i + 1
-			if c == '\r' {
-				if next == len(w) {
-					return short(len(buf), max)
-				}
-				if w[next] != '\n' {
-					return respErrs[eHeaderLine]
-				}
-				next++
-			}
-			h.hdrEnd = i
-			h.Len = next
-			break
-		}
-		if n++; n > maxHeaders {
-			return respErrs[eTooMany]
-		}
-		more, code := headerLine(w, i, &l)
-		if more {
-			return short(len(buf), max)
-		}
-		if code != eNone {
+		if st == stepErr {
 			return respErrs[code]
+		}
+		if st == stepEnd {
+			h.hdrEnd, h.Len = i, next
+			break
 		}
 		if !l.canon {
 			h.rewrite = true
