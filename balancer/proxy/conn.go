@@ -58,6 +58,7 @@ type clientConn struct {
 
 	// The exchange.
 	head      wire.RequestHead
+	headGone  bool // head's slices no longer valid (the buffer was reused for the body)
 	keepAlive bool
 	u         *pool.Upstream // acquired from the pool, released once
 	up        *upConn
@@ -142,6 +143,9 @@ func (c *clientConn) readClient() bool {
 	l := c.l
 	if c.in == nil {
 		c.in = l.getBuf()[:bufSize]
+	}
+	if c.state == stExchange {
+		c.headGone = true // the head's bytes may be overwritten now
 	}
 	if c.r == c.w {
 		c.r, c.w = 0, 0
@@ -236,7 +240,7 @@ func (c *clientConn) startExchange() {
 	c.req.b = wire.AppendRequest(l.getBuf(), c.in[c.r:c.w], h, f)
 	c.req.off = 0
 	c.r += h.Len
-	c.state = stExchange
+	c.state, c.headGone = stExchange, false
 	c.tried = pool.Tried{}
 	c.respHead, c.status = false, 0
 	c.moveBody()
@@ -259,8 +263,7 @@ func (c *clientConn) connect(last error) {
 		}
 		c.tried.Add(u)
 		up, err := l.upstream(u)
-		var le *localError
-		if errors.As(err, &le) {
+		if err != nil && isLocal(err) {
 			u.Release(0)
 			c.answerError(err) // another upstream would fail alike
 			return
@@ -286,6 +289,13 @@ func (c *clientConn) connect(last error) {
 		last = pool.ErrNoUpstream
 	}
 	c.answerError(last)
+}
+
+// isLocal reports a failure on the balancer's side. Only error paths call
+// it: errors.As moves its target to the heap.
+func isLocal(err error) bool {
+	var le *localError
+	return errors.As(err, &le)
 }
 
 func (c *clientConn) observe(u *pool.Upstream, status int, start int64) {
@@ -608,17 +618,19 @@ func (c *clientConn) upstreamFailed(err error) {
 // upstream was available, 504 on a timeout, else 502.
 func (c *clientConn) answerError(err error) {
 	status, msg := 502, "upstream unreachable"
-	var le *localError
 	switch {
 	case errors.Is(err, pool.ErrNoUpstream):
 		status, msg = 503, "no healthy upstream"
-	case errors.As(err, &le):
+	case isLocal(err):
 		status, msg = 503, "balancer out of resources"
 	case err == errUpstreamTime:
 		status, msg = 504, "upstream timed out"
 	}
-	c.l.e.log.Warn("proxy error", "method", string(c.head.Method), "uri", string(c.head.URI),
-		"status", status, "error", err)
+	method, uri := string(c.head.Method), string(c.head.URI)
+	if c.headGone {
+		method, uri = "?", "? (request body streamed over its bytes)"
+	}
+	c.l.e.log.Warn("proxy error", "method", method, "uri", uri, "status", status, "error", err)
 	if !c.reqDone {
 		c.keepAlive = false
 	}
