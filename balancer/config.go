@@ -64,6 +64,7 @@ type Config struct {
 const (
 	engineEpoll    = "epoll"    // proxy.Engine: event loops, the default
 	engineFasthttp = "fasthttp" // proxy.Handler in a fasthttp.Server
+	maxLoops       = 1024       // PROXY_LOOPS beyond any machine's cores
 )
 
 // ByteSize is a size such as 65536, 64KiB, 32MiB or 1GiB.
@@ -265,6 +266,9 @@ func isLoopback(host string) bool {
 }
 
 func (c *Config) checkMisc() error {
+	if c.ProxyLoops > maxLoops {
+		return fmt.Errorf("PROXY_LOOPS: must be at most %d, got %d", maxLoops, c.ProxyLoops)
+	}
 	if c.ProxyEngine != engineEpoll && c.ProxyEngine != engineFasthttp {
 		return fmt.Errorf("PROXY_ENGINE: unknown %q (want %s or %s)", c.ProxyEngine, engineEpoll, engineFasthttp)
 	}

@@ -283,6 +283,7 @@ func TestBadSettingsRefused(t *testing.T) {
 		{"UPSTREAMS=nohost", "UPSTREAMS"},
 		{"PROXY_ENGINE=nginx", "PROXY_ENGINE"},
 		{"PROXY_LOOPS=-2", "PROXY_LOOPS"},
+		{"PROXY_LOOPS=100000", "PROXY_LOOPS"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Parallel()

@@ -174,22 +174,29 @@ func (a *app) serve(ln, adminLn net.Listener) error {
 		ln.Close()
 		return a.shutdown(supErr)
 	}
-	go func() {
-		if err := a.server.Serve(ln); err != nil {
-			a.log.Error("client listener failed", "error", err)
-		}
-	}()
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- a.server.Serve(ln) }()
 	a.log.Info("balancer listening", "address", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"workers", a.cfg.Workers(), "strategy", a.cfg.Strategy)
-	for sig := range sigs {
-		if sig == syscall.SIGHUP {
-			a.reload()
-			continue
+		"workers", a.cfg.Workers(), "strategy", a.cfg.Strategy, "engine", a.cfg.ProxyEngine)
+	for {
+		select {
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				a.reload()
+				continue
+			}
+			a.log.Info("signal received, shutting down", "signal", sig.String())
+			return a.shutdown(supErr)
+		case err := <-serveErr:
+			// Without its client listener the balancer is useless: stop
+			// (exit 1) rather than run on, looking alive to a supervisor.
+			a.log.Error("client listener failed, shutting down", "error", err)
+			if serr := a.shutdown(supErr); serr != nil {
+				return serr
+			}
+			return fmt.Errorf("client listener: %w", err)
 		}
-		a.log.Info("signal received, shutting down", "signal", sig.String())
-		break
 	}
-	return a.shutdown(supErr)
 }
 
 func (a *app) serveAdmin(ln net.Listener) {
