@@ -225,3 +225,69 @@ func TestEngineGarbageFromClients(t *testing.T) {
 	}
 	waitInflight(t, ups[0], 0)
 }
+
+// Garbage from an upstream never crashes the engine: the client gets a 502
+// (or what the garbage happened to frame) and the engine carries on.
+func TestEngineGarbageFromUpstream(t *testing.T) {
+	r := seeded(t)
+	sock := filepath.Join(sockDir(t), "junk.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	answers := make(chan []byte, 1)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				// One garbage answer, then the connection closes: an
+				// upstream that stalls mid-head is the timeout's case.
+				if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+					_, _ = conn.Write(<-answers)
+				}
+			}()
+		}
+	}()
+	p, ups := newPool(t, testClientOptions, "unix:"+sock)
+	front := startFront(t, p)
+	valid := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: x\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+	for i := range 150 {
+		var msg []byte
+		if i%2 == 0 {
+			msg = make([]byte, 1+r.IntN(300))
+			for j := range msg {
+				msg[j] = byte(r.IntN(256))
+			}
+		} else {
+			msg = append([]byte(nil), valid...)
+			for range 1 + r.IntN(4) {
+				msg[r.IntN(len(msg))] = byte(r.IntN(256))
+			}
+		}
+		answers <- msg
+		conn, err := net.Dial("tcp", front)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(conn, "POST /j HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+		out, err := io.ReadAll(conn)
+		conn.Close()
+		if err != nil && !isReset(err) {
+			t.Fatalf("upstream answer %q: %v (want an answer or a close)", msg, err)
+		}
+		if len(out) > 0 && !bytes.HasPrefix(out, []byte("HTTP/1.1 ")) {
+			t.Fatalf("upstream answer %q: client got %q", msg, out)
+		}
+		select {
+		case <-answers: // the upstream never asked for it (the request failed first)
+		default:
+		}
+	}
+	waitInflight(t, ups[0], 0)
+}

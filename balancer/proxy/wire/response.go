@@ -27,6 +27,9 @@ type ResponseHead struct {
 	conn                 connTokens
 }
 
+// statusPrefix starts every status line ParseResponse accepts.
+const statusPrefix = "HTTP/1."
+
 // ParseResponse parses the response head at the start of buf into h. It
 // returns nil, ErrIncomplete, ErrHeadTooLarge, or an *Error whose Status is
 // 502, as ParseRequest does. Empty lines before the status line are not
@@ -48,6 +51,11 @@ func ParseResponse(buf []byte, lim Limits, h *ResponseHead) error {
 	}
 	line, next, _, ok := nextLine(w, 0)
 	if !ok {
+		// An answer that cannot become a status line is refused now,
+		// rather than after the upstream times out.
+		if k := min(len(w), len(statusPrefix)); string(w[:k]) != statusPrefix[:k] {
+			return respErrs[eStartLine]
+		}
 		return short(len(buf), max)
 	}
 	if code := h.statusLine(line); code != eNone {

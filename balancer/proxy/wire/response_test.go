@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"testing"
@@ -216,6 +217,23 @@ func TestAppendResponse(t *testing.T) {
 					t.Errorf("got\n%q\nwant\n%q", got, want)
 				}
 			})
+		}
+	}
+}
+
+// An incomplete answer that cannot become a status line is refused at
+// once; a prefix of one waits for more.
+func TestParseResponseEarlyGarbage(t *testing.T) {
+	var h ResponseHead
+	for _, in := range []string{"H", "HTTP/", "HTTP/1.", "HTTP/1.1 200"} {
+		if err := ParseResponse([]byte(in), Limits{}, &h); err != ErrIncomplete {
+			t.Errorf("%q: %v, want ErrIncomplete", in, err)
+		}
+	}
+	for _, in := range []string{"X", "http/", "HTTP/2", "<html>", "\x00\x01"} {
+		var e *Error
+		if err := ParseResponse([]byte(in), Limits{}, &h); !errors.As(err, &e) || e.Status != 502 {
+			t.Errorf("%q: %v, want a 502 error", in, err)
 		}
 	}
 }
