@@ -86,13 +86,25 @@ func writeMethod(b *strings.Builder, c config) {
 		"system in turn (the order rotates from round to round), with %s, after an unrecorded "+
 		"%s warm-up. balancer, nginx and haproxy each front their own %d workers (the same `bin/worker`) on unix "+
 		"sockets with keep-alive to them; direct is one such worker on loopback TCP, no proxy. nginx runs "+
-		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process. The load generator shares the "+
-		"machine with everything else.\n\n",
-		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads)
+		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process, which runs %s. "+
+		"The load generator shares the machine with everything else.\n\n",
+		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads, balancerDesc(c))
 	b.WriteString("req/s, p50 and p99 are medians over the rounds; spread is (max − min) / median of req/s; errors " +
 		"are socket errors plus non-2xx/3xx answers, summed over the rounds. Proxy CPU is user + system time " +
 		"of the proxy's own processes (the balancer alone, not its workers; nginx's master and workers) from " +
 		"/proc, divided by the requests served; peak RSS is their VmHWM. vs nginx is the req/s ratio.\n\n")
+}
+
+// balancerDesc says how the balancer was configured: its defaults (the
+// event-loop engine with one loop per two cores, at least one) unless
+// -balancer-env changed them.
+func balancerDesc(c config) string {
+	d := fmt.Sprintf("its default event-loop engine with %d loop(s) (`PROXY_LOOPS` unset: half the cores)",
+		max(1, runtime.GOMAXPROCS(0)/2))
+	if len(c.balancerEnv) > 0 {
+		d += " with `" + strings.Join(c.balancerEnv, " ") + "`"
+	}
+	return d
 }
 
 // loadDesc says how the load was generated.
