@@ -325,3 +325,25 @@ func TestEngineConcurrentClients(t *testing.T) {
 		waitInflight(t, u, 0)
 	}
 }
+
+// Heads larger than a buffer (16 KiB) pass both ways, up to the limit.
+func TestEngineLargeHeads(t *testing.T) {
+	big := strings.Repeat("v", 40<<10)
+	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-Echo", string(ctx.Request.Header.Peek("X-Big")))
+		ctx.SetBody(ctx.PostBody())
+	})
+	p, _ := newPool(t, testClientOptions, b.addr)
+	c, br := dialFront(t, startFront(t, p))
+	body := strings.Repeat("b", 30<<10)
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nContent-Length: %d\r\n\r\n%s", big, len(body), body)
+	resp, got := readResp(t, br, "POST")
+	if resp.StatusCode != 200 || resp.Header.Get("X-Echo") != big || got != body {
+		t.Fatalf("status %d, echoed header %d bytes, body %d bytes; want 200, %d, %d",
+			resp.StatusCode, len(resp.Header.Get("X-Echo")), len(got), len(big), len(body))
+	}
+	fmt.Fprintf(c, "GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, _ := readResp(t, br, "GET"); resp.StatusCode != 200 {
+		t.Fatalf("next request: %d", resp.StatusCode)
+	}
+}

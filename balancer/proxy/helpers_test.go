@@ -61,6 +61,7 @@ func startBackend(t testing.TB, h fasthttp.RequestHandler) *backend {
 			}
 		},
 		MaxRequestBodySize: 64 << 20,
+		ReadBufferSize:     128 << 10, // heads as large as the front allows
 		CloseOnShutdown:    true,
 		Logger:             silent{},
 	}
