@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -429,12 +430,17 @@ func (l *loop) sweep() bool {
 	return false
 }
 
+// sweepIdle closes pooled connections idle longer than UpstreamIdle, and
+// forgets upstreams the pool no longer lists (a replaced worker, a remote
+// address DNS no longer gives), closing their idle connections at once.
 func (l *loop) sweepIdle() {
 	limit := l.now - int64(l.e.opt.UpstreamIdle)
+	published := l.e.pool.Upstreams()
 	for u, p := range l.ups {
+		gone := !slices.Contains(published, u)
 		keep := p.idle[:0]
 		for _, up := range p.idle {
-			if up.idleSince < limit {
+			if gone || up.idleSince < limit {
 				l.unregister(up.fd)
 				continue
 			}
@@ -442,7 +448,7 @@ func (l *loop) sweepIdle() {
 		}
 		clear(p.idle[len(keep):])
 		p.idle = keep
-		if len(p.idle) == 0 && u.State() == pool.Stopped {
+		if gone && len(p.idle) == 0 {
 			delete(l.ups, u)
 		}
 	}

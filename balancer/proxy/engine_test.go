@@ -347,3 +347,32 @@ func TestEngineLargeHeads(t *testing.T) {
 		t.Fatalf("next request: %d", resp.StatusCode)
 	}
 }
+
+// An upstream the pool stops listing (a replaced worker, a remote address
+// gone from DNS) loses its pooled connections at the next sweep.
+func TestEngineForgetsRemovedUpstream(t *testing.T) {
+	old := startBackend(t, okHandler)
+	next := startBackend(t, okHandler)
+	p, _ := newPool(t, testClientOptions, old.addr)
+	c := client(t, startFront(t, p))
+	if resp := do(t, c, "GET", "/", nil); resp.StatusCode() != 200 {
+		t.Fatalf("status %d", resp.StatusCode())
+	}
+	if old.conns.Load() != 1 || old.closed.Load() != 0 {
+		t.Fatalf("old upstream: %d connections, %d closed; want one pooled", old.conns.Load(), old.closed.Load())
+	}
+	u := pool.NewUpstream(2, pool.Local, next.addr, testClientOptions)
+	u.SetState(pool.Healthy)
+	p.Publish([]*pool.Upstream{u})
+	t.Cleanup(u.Client.CloseIdleConnections)
+	deadline := time.Now().Add(3 * time.Second)
+	for old.closed.Load() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the pooled connection to the removed upstream is still open")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if resp := do(t, c, "GET", "/", nil); resp.StatusCode() != 200 || next.reqs.Load() != 1 {
+		t.Fatalf("after the change: %d, new upstream got %d requests", resp.StatusCode(), next.reqs.Load())
+	}
+}

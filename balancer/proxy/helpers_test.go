@@ -37,9 +37,10 @@ func sockDir(t testing.TB) string {
 // backend is a real fasthttp upstream on a unix socket that counts the
 // connections and requests it gets.
 type backend struct {
-	addr  string // "unix:/path", as UPSTREAMS spells it
-	conns atomic.Int64
-	reqs  atomic.Int64
+	addr   string // "unix:/path", as UPSTREAMS spells it
+	conns  atomic.Int64
+	closed atomic.Int64
+	reqs   atomic.Int64
 }
 
 func startBackend(t testing.TB, h fasthttp.RequestHandler) *backend {
@@ -56,8 +57,11 @@ func startBackend(t testing.TB, h fasthttp.RequestHandler) *backend {
 			h(ctx)
 		},
 		ConnState: func(_ net.Conn, s fasthttp.ConnState) {
-			if s == fasthttp.StateNew {
+			switch s {
+			case fasthttp.StateNew:
 				b.conns.Add(1)
+			case fasthttp.StateClosed:
+				b.closed.Add(1)
 			}
 		},
 		MaxRequestBodySize: 64 << 20,
