@@ -188,7 +188,9 @@ type loop struct {
 	events   [256]syscall.EpollEvent
 	sweepAt  int64
 	acceptAt int64 // accepts paused until then; 0: not paused
-	closing  bool  // stopped accepting
+	// acceptWarnAt is when an accept failure may be logged again.
+	acceptWarnAt int64
+	closing      bool // stopped accepting
 }
 
 // entry is what a descriptor is: a client or an upstream connection.
@@ -330,11 +332,15 @@ func (l *loop) accept() {
 			return
 		default:
 			// Out of descriptors (EMFILE, ENFILE) or memory: the listener
-			// stays readable, so stop watching it for a second rather than
-			// spin, as nginx does.
-			l.e.log.Warn("accept failed, pausing accepts for a second", "error", err)
+			// stays readable, so stop watching it until the next sweep
+			// rather than spin (nginx waits 500 ms); the connections being
+			// served meanwhile give descriptors back. Logged once a second.
+			if l.now >= l.acceptWarnAt {
+				l.e.log.Warn("accept failed, pausing accepts", "error", err, "for", sweepEvery)
+				l.acceptWarnAt = l.now + int64(time.Second)
+			}
 			_ = syscall.EpollCtl(l.ep, syscall.EPOLL_CTL_DEL, l.e.lfd, nil)
-			l.acceptAt = l.now + int64(time.Second)
+			l.acceptAt = l.now + int64(sweepEvery)
 			return
 		}
 		if l.e.stopping.Load() {
@@ -360,6 +366,11 @@ func (l *loop) accept() {
 		l.clients = append(l.clients, c)
 		l.e.conns.Add(1)
 		c.deadline = l.now + int64(l.e.opt.ReadHeaderTimeout)
+		// The request usually arrived with the connection: serve it now
+		// rather than after another wait (and, out of descriptors, give
+		// this one back before accepting the next).
+		c.readable = true
+		c.progress()
 	}
 }
 
