@@ -129,6 +129,16 @@ func (c *Config) Workers() int {
 	return *c.MaxWorkers
 }
 
+// loops is PROXY_LOOPS, or when unset: every core for a balancer with only
+// remote upstreams (nothing else runs here), else 0, the engine's default of
+// half the cores (the workers need the rest).
+func (c *Config) loops() int {
+	if c.ProxyLoops == 0 && c.Workers() == 0 {
+		return runtime.GOMAXPROCS(0)
+	}
+	return c.ProxyLoops
+}
+
 // scaleLimit is the most local workers /admin/scale accepts: WORKER_LIMIT,
 // or 1 when CLUSTER_MODE=false, which runs exactly one worker.
 func (c *Config) scaleLimit() int {

@@ -28,7 +28,7 @@ func newFront(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger) (
 		return s, func() int64 { return int64(s.GetOpenConnectionsCount()) }
 	}
 	e := proxy.NewEngine(p, obs, log, proxy.EngineOptions{
-		Loops:             cfg.ProxyLoops,
+		Loops:             cfg.loops(),
 		MaxHeaderBytes:    int(cfg.MaxHeaderBytes),
 		MaxBodyBytes:      int64(cfg.MaxBodyBytes),
 		ReadHeaderTimeout: cfg.ReadTimeout,
