@@ -79,6 +79,10 @@ func writeMachine(b *strings.Builder, t tools) {
 	b.WriteString("\n")
 }
 
+// statsDefinition opens both reports' definitions of their columns.
+const statsDefinition = "req/s, p50 and p99 are medians over the rounds; spread is (max − min) / median of req/s; " +
+	"errors are socket errors plus non-2xx/3xx answers, summed over the rounds. "
+
 // writeMethod explains how the numbers were taken.
 func writeMethod(b *strings.Builder, c config) {
 	b.WriteString("## Method\n\n")
@@ -89,8 +93,7 @@ func writeMethod(b *strings.Builder, c config) {
 		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process, which runs %s. "+
 		"The load generator shares the machine with everything else.\n\n",
 		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads, balancerDesc(c))
-	b.WriteString("req/s, p50 and p99 are medians over the rounds; spread is (max − min) / median of req/s; errors " +
-		"are socket errors plus non-2xx/3xx answers, summed over the rounds. Proxy CPU is user + system time " +
+	b.WriteString(statsDefinition + "Proxy CPU is user + system time " +
 		"of the proxy's own processes (the balancer alone, not its workers; nginx's master and workers) from " +
 		"/proc, divided by the requests served; peak RSS is their VmHWM. vs nginx is the req/s ratio.\n\n")
 }

@@ -28,8 +28,7 @@ func writeScaleMethod(b *strings.Builder, c config) {
 		"system in turn (the order rotates from round to round) with %s, after an unrecorded %s warm-up. The "+
 		"load generator shares the machine with everything else. nginx and HAProxy are not measured here.\n\n",
 		joinInts(c.scale), runtime.NumCPU(), c.rounds, loadDesc(c), c.warmup)
-	b.WriteString("req/s, p50 and p99 are medians over the rounds; spread is (max − min) / median of req/s; errors " +
-		"are socket errors plus non-2xx/3xx answers, summed over the rounds. Balancer CPU is the user + system " +
+	b.WriteString(statsDefinition + "Balancer CPU is the user + system " +
 		"time of the balancer process alone (not its workers), from /proc, divided by the requests served. " +
 		"vs direct is the req/s ratio to direct.\n\n")
 }

@@ -29,9 +29,12 @@ func BenchmarkProxyGET(b *testing.B) {
 		defer cancel()
 		_ = srv.ShutdownWithContext(ctx)
 	})
-	c := &fasthttp.HostClient{Addr: "front", Dial: func(string) (net.Conn, error) { return ln.Dial() }}
-	b.Cleanup(c.CloseIdleConnections)
+	benchGET(b, &fasthttp.HostClient{Addr: "front", Dial: func(string) (net.Conn, error) { return ln.Dial() }})
+}
 
+// benchGET times GET /bench through c, which reaches the front under test.
+func benchGET(b *testing.B, c *fasthttp.HostClient) {
+	b.Cleanup(c.CloseIdleConnections)
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
@@ -52,18 +55,5 @@ func BenchmarkEngineGET(b *testing.B) {
 	p, _ := newPool(b, testClientOptions, be.addr)
 	o := testEngineOptions
 	o.Loops = 1
-	front := startFrontWith(b, p, o)
-	c := &fasthttp.HostClient{Addr: front}
-	b.Cleanup(c.CloseIdleConnections)
-	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI("http://front/bench")
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		if err := c.Do(req, resp); err != nil || resp.StatusCode() != 200 {
-			b.Fatalf("status %d, %v", resp.StatusCode(), err)
-		}
-	}
+	benchGET(b, &fasthttp.HostClient{Addr: startFrontWith(b, p, o)})
 }

@@ -6,6 +6,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/valyala/fasthttp"
+
 	"github.com/procbal/procbal/balancer/pool"
 	"github.com/procbal/procbal/balancer/proxy/wire"
 )
@@ -248,7 +250,6 @@ func (c *clientConn) startExchange() {
 		return
 	}
 	c.replay = c.reqDone
-	c.deadline = l.now + int64(l.e.opt.UpstreamTimeout)
 	c.connect(nil)
 }
 
@@ -441,16 +442,13 @@ func (c *clientConn) passHead() {
 			c.upstreamFailed(errBadResponse) // Upgrade is never forwarded
 			return
 		}
-		c.out.b = wire.AppendResponse(c.outBuf(), head, h, false)
+		c.out.b = wire.AppendResponse(c.outBuf(), head, h, "")
 		return
 	}
 	c.respKind = h.Body(c.head.Head)
 	closeClient := !c.keepAlive || c.respKind == wire.UntilClose || !c.reqDone || c.l.closing
 	c.keepAlive = !closeClient
-	c.out.b = wire.AppendResponse(c.outBuf(), head, h, closeClient)
-	if c.head.Minor == 0 && !closeClient {
-		c.out.b = keepAliveHeader(c.out.b)
-	}
+	c.out.b = wire.AppendResponse(c.outBuf(), head, h, c.connection(closeClient))
 	up.r += h.Len
 	c.respHead, c.status = true, h.Status
 	c.respLeft = h.ContentLength
@@ -462,11 +460,17 @@ func (c *clientConn) passHead() {
 	}
 }
 
-// keepAliveHeader adds "Connection: keep-alive" to the head that ends b:
-// an HTTP/1.0 client closes without it.
-func keepAliveHeader(b []byte) []byte {
-	b = append(b[:len(b)-2], "Connection: keep-alive\r\n"...)
-	return append(b, "\r\n"...)
+// connection is the Connection header of an answer: "close" when the
+// connection closes after it, "keep-alive" when an HTTP/1.0 client's stays
+// open (it would close without it), else none.
+func (c *clientConn) connection(closeConn bool) string {
+	switch {
+	case closeConn:
+		return "close"
+	case c.head.Minor == 0:
+		return "keep-alive"
+	}
+	return ""
 }
 
 func (c *clientConn) outBuf() []byte {
@@ -494,7 +498,7 @@ func (c *clientConn) passBody() {
 		n, done, err = c.respChunk.Scan(avail)
 		if err != nil {
 			c.out.b = append(c.outBuf(), avail[:n]...)
-			c.abort()
+			c.close() // mid-answer: the client sees it cut short, never wrong
 			return
 		}
 	}
@@ -552,7 +556,7 @@ func (c *clientConn) readUpstream() bool {
 	case c.respHead && c.respKind == wire.UntilClose:
 		c.finish()
 	case c.respHead:
-		c.abort()
+		c.close() // mid-answer: the client sees it cut short, never wrong
 	default:
 		c.upstreamFailed(errUpstreamClosed)
 	}
@@ -601,13 +605,12 @@ func (c *clientConn) upstreamFailed(err error) {
 	u.Release(0)
 	c.observe(u, 0, c.start)
 	if c.respHead {
-		c.abort()
+		c.close() // mid-answer: the client sees it cut short, never wrong
 		return
 	}
 	var de *pool.DialError
 	dial := errors.As(err, &de)
 	if dial || c.head.Idempotent && c.replay && err != errUpstreamTime {
-		c.req.off = 0
 		c.connect(err)
 		return
 	}
@@ -658,62 +661,32 @@ func (c *clientConn) abortRequest(status int, msg string) {
 		c.u = nil
 	}
 	if c.respHead {
-		c.abort()
+		c.close() // mid-answer: the client sees it cut short, never wrong
 		return
 	}
 	c.refuse(status, msg)
 }
 
-// abort closes the connection in the middle of a response: the client sees
-// a truncated answer, never a wrong one.
-func (c *clientConn) abort() {
-	c.close()
-}
-
 func (c *clientConn) writeError(status int, msg string, closeConn bool) {
-	b := c.outBuf()[:len(c.out.b)]
+	body := appendJSONError(nil, msg)
+	b := c.outBuf()
 	b = append(b, "HTTP/1.1 "...)
 	b = strconv.AppendInt(b, int64(status), 10)
 	b = append(b, ' ')
-	b = append(b, statusText(status)...)
+	b = append(b, fasthttp.StatusMessage(status)...)
 	b = append(b, "\r\nContent-Type: application/json\r\n"...)
 	if status == 503 {
 		b = append(b, "Retry-After: 1\r\n"...)
 	}
-	if closeConn {
-		b = append(b, "Connection: close\r\n"...)
-	} else if c.head.Minor == 0 {
-		b = append(b, "Connection: keep-alive\r\n"...)
+	if conn := c.connection(closeConn); conn != "" {
+		b = append(b, "Connection: "...)
+		b = append(b, conn...)
+		b = append(b, "\r\n"...)
 	}
-	body := strconv.Quote(msg)
 	b = append(b, "Content-Length: "...)
-	b = strconv.AppendInt(b, int64(len(body)+len(`{"error":}`)+1), 10)
-	b = append(b, "\r\n\r\n{\"error\":"...)
-	b = append(b, body...)
-	b = append(b, "}\n"...)
-	c.out.b = b
-}
-
-func statusText(status int) string {
-	switch status {
-	case 408:
-		return "Request Timeout"
-	case 413:
-		return "Request Entity Too Large"
-	case 431:
-		return "Request Header Fields Too Large"
-	case 501:
-		return "Not Implemented"
-	case 502:
-		return "Bad Gateway"
-	case 503:
-		return "Service Unavailable"
-	case 504:
-		return "Gateway Timeout"
-	case 505:
-		return "HTTP Version Not Supported"
-	}
-	return "Bad Request"
+	b = strconv.AppendInt(b, int64(len(body)), 10)
+	b = append(b, "\r\n\r\n"...)
+	c.out.b = append(b, body...)
 }
 
 // linger closes gracefully: the answer is flushed, the write side shut,
@@ -751,7 +724,7 @@ func (c *clientConn) expired() {
 		c.upstreamFailed(&pool.DialError{Err: errDialTimeout})
 		c.progress()
 	case c.state == stExchange && !c.out.empty():
-		c.abort() // the client stopped reading
+		c.close() // the client stopped reading
 	case c.state == stExchange && !c.reqDone && c.req.empty() && c.up != nil:
 		c.abortRequest(408, "request read timed out")
 		c.progress()

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -591,14 +592,10 @@ func (l *loop) dropIdle(up *upConn) {
 // sockaddr parses an upstream address: "unix:/path" or "ip:port" (the
 // supervisor resolves DNS names to addresses before publishing them).
 func sockaddr(address string) (syscall.Sockaddr, bool, error) {
-	if len(address) > 5 && address[:5] == "unix:" {
-		return &syscall.SockaddrUnix{Name: address[5:]}, false, nil
+	if path, ok := strings.CutPrefix(address, "unix:"); ok {
+		return &syscall.SockaddrUnix{Name: path}, false, nil
 	}
-	host, port, err := net.SplitHostPort(address)
-	if err != nil {
-		return nil, false, err
-	}
-	ap, err := net.ResolveTCPAddr("tcp", net.JoinHostPort(host, port))
+	ap, err := net.ResolveTCPAddr("tcp", address)
 	if err != nil {
 		return nil, false, err
 	}

@@ -135,6 +135,12 @@ func (h *Handler) writeError(ctx *fasthttp.RequestCtx, err error) {
 func WriteJSONError(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	b := append([]byte(`{"error":`), strconv.Quote(msg)...)
-	ctx.SetBody(append(b, "}\n"...))
+	ctx.SetBody(appendJSONError(nil, msg))
+}
+
+// appendJSONError appends the error body both front ends answer with.
+func appendJSONError(b []byte, msg string) []byte {
+	b = append(b, `{"error":`...)
+	b = strconv.AppendQuote(b, msg)
+	return append(b, "}\n"...)
 }

@@ -104,7 +104,7 @@ func TestZeroAllocs(t *testing.T) {
 				panic("parse")
 			}
 			_ = ph.Body(false)
-			dst = AppendResponse(dst[:0], benchResponse, &ph, true)
+			dst = AppendResponse(dst[:0], benchResponse, &ph, "close")
 		}},
 		{"Scan", func() {
 			c.Reset()
@@ -193,7 +193,7 @@ func BenchmarkAppendResponse(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(benchResponse)))
 	for b.Loop() {
-		dst = AppendResponse(dst[:0], benchResponse, &h, false)
+		dst = AppendResponse(dst[:0], benchResponse, &h, "")
 	}
 }
 

@@ -181,7 +181,7 @@ func FuzzParseResponse(f *testing.F) {
 		if h.Len <= 0 || h.Len > len(data) || h.Status < 100 || h.Status > 999 {
 			t.Fatalf("Len %d Status %d", h.Len, h.Status)
 		}
-		dst = AppendResponse(dst[:0], data, &h, true)
+		dst = AppendResponse(dst[:0], data, &h, "close")
 		var h2 ResponseHead
 		if err := ParseResponse(dst, Limits{MaxHead: 1 << 20}, &h2); err != nil {
 			t.Fatalf("output does not parse: %v\ninput  %q\noutput %q", err, data[:h.Len], dst)

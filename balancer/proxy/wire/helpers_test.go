@@ -34,3 +34,11 @@ func str(b []byte) string {
 }
 
 func e(status int, msg string) error { return &Error{status, msg} }
+
+// closeIf is the Connection value AppendResponse gets for closeClient.
+func closeIf(closeClient bool) string {
+	if closeClient {
+		return "close"
+	}
+	return ""
+}

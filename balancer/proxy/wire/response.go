@@ -193,9 +193,10 @@ func (h *ResponseHead) Body(headRequest bool) BodyKind {
 // Proxy-Authorization, TE unless "trailers", Trailer, Upgrade, and the
 // headers a Connection header names, never Content-Length or
 // Transfer-Encoding), minus a Content-Length that Transfer-Encoding
-// overrides; then "Connection: close" when closeClient is true, then the
-// final "\r\n". For an UntilClose body the caller passes closeClient true.
-func AppendResponse(dst, buf []byte, h *ResponseHead, closeClient bool) []byte {
+// overrides; then "Connection: <connection>" unless connection is empty
+// ("close", or "keep-alive" for an HTTP/1.0 client kept open), then the
+// final "\r\n". For an UntilClose body the caller passes "close".
+func AppendResponse(dst, buf []byte, h *ResponseHead, connection string) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(h.Status), 10)
 	dst = append(dst, ' ')
@@ -212,8 +213,10 @@ func AppendResponse(dst, buf []byte, h *ResponseHead, closeClient bool) []byte {
 		}
 		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, mode)
 	}
-	if closeClient {
-		dst = append(dst, "Connection: close\r\n"...)
+	if connection != "" {
+		dst = append(dst, "Connection: "...)
+		dst = append(dst, connection...)
+		dst = append(dst, "\r\n"...)
 	}
 	return append(dst, "\r\n"...)
 }

@@ -212,7 +212,7 @@ func TestAppendResponse(t *testing.T) {
 				if err := ParseResponse(buf, Limits{}, &h); err != nil {
 					t.Fatal(err)
 				}
-				got := string(AppendResponse(nil, buf, &h, tt.closeClient))
+				got := string(AppendResponse(nil, buf, &h, closeIf(tt.closeClient)))
 				if want := crlf(tt.want); got != want {
 					t.Errorf("got\n%q\nwant\n%q", got, want)
 				}

@@ -203,7 +203,7 @@ func TestStdlibResponses(t *testing.T) {
 				in, h.Status, h.ContentLength, h.Chunked, h.KeepAlive,
 				resp.StatusCode, resp.ContentLength, chunked, resp.Close)
 		}
-		out := AppendResponse(nil, []byte(in), &h, h.Body(false) == UntilClose)
+		out := AppendResponse(nil, []byte(in), &h, closeIf(h.Body(false) == UntilClose))
 		resp2, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(append(out, in[h.Len:]...))), &http.Request{Method: "GET"})
 		if err != nil {
 			t.Fatalf("%q: net/http on output %q: %v", in, out, err)
