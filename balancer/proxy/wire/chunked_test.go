@@ -11,15 +11,12 @@ var validChunked = []struct {
 }{
 	{"0\r\n\r\n", 0},
 	{"5\r\nhello\r\n0\r\n\r\n", 5},
-	{"5\nhello\n0\n\n", 5},
-	{"5\r\nhello\n0\r\n\n", 5},
 	{"A\r\n0123456789\r\n1\r\nx\r\n0\r\n\r\n", 11},
 	{"a\r\n0123456789\r\n00000\r\n\r\n", 10},
 	{"1F\r\n" + strings.Repeat("y", 31) + "\r\n0\r\n\r\n", 31},
 	{"5;ext=1;q=\"a b\"\r\nhello\r\n0;last\r\n\r\n", 5},
 	{"5 ;ext\r\nhello\r\n0\t\r\n\r\n", 5},
 	{"5\r\nhello\r\n0\r\nX-Sum: abc\r\nX-Other:\tv 1\r\n\r\n", 5},
-	{"5\r\nhello\r\n0\nX-Sum: abc\n\n", 5},
 	{"3\r\n\r\n\r\r\n0\r\nx:\r\n\r\n", 3},
 	{"10000000000\r\n", 1 << 40}, // not complete; the size is accepted
 }
@@ -149,6 +146,16 @@ func TestChunkedMalformed(t *testing.T) {
 		{"trailer cr without lf", "0\r\nX: 1\r\r\n\r\n", "malformed trailer"},
 		{"final cr without lf", "0\r\n\rx", "malformed trailer"},
 		{"long trailer line", "0\r\nX: " + strings.Repeat("v", 5000) + "\r\n\r\n", "chunk line too long"},
+		// Bare LF anywhere in the framing: gunicorn ends these lines only
+		// at CRLF, so a body read with LF is another body there (issue 8).
+		{"bare lf after size", "5\nhello\r\n0\r\n\r\n", "bad chunk size"},
+		{"bare lf after ext", "2;\nxx\r\n0\r\n\r\n", "bad chunk extension"},
+		{"bare lf after size ws", "2 \nxx\r\n0\r\n\r\n", "bad chunk size"},
+		{"bare lf after data", "5\r\nhello\n0\r\n\r\n", "missing CRLF after chunk data"},
+		{"bare lf last chunk", "0\n\r\n", "bad chunk size"},
+		{"bare lf trailer", "0\r\nX: 1\n\r\n", "malformed trailer"},
+		{"bare lf final line", "0\r\n\n", "malformed trailer"},
+		{"bare cr in ext", "2;a\rb\r\nxx\r\n0\r\n\r\n", "bad chunk size"},
 		{"trailers too large", "0\r\n" + strings.Repeat("X: "+strings.Repeat("v", 4000)+"\r\n", 17) + "\r\n", "trailer section too large"},
 	}
 	for _, tt := range tests {
@@ -170,5 +177,45 @@ func TestChunkedLimitBoundaries(t *testing.T) {
 	body := size + "\r\nhello\r\n0\r\n" + strings.Repeat(trailer+"\r\n", maxTrailers/maxChunkLine) + "\r\n"
 	if n, done, _, err := scanAll(t, body, 0); err != nil || !done || n != len(body) {
 		t.Fatalf("n=%d done=%v err=%v", n, done, err)
+	}
+}
+
+// TestChunkedFilterCanonical checks Filter's output for every split of the
+// input: one canonical form, forbidden trailers dropped (issue 8).
+func TestChunkedFilterCanonical(t *testing.T) {
+	tests := []struct{ in, out string }{
+		{"0\r\n\r\n", "0\r\n\r\n"},
+		{"5\r\nhello\r\n0\r\n\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"0005;a=b ;c\r\nhello\r\n00 \r\n\r\n", "5\r\nhello\r\n0\r\n\r\n"},
+		{"A\r\n0123456789\r\n0\r\n\r\n", "a\r\n0123456789\r\n0\r\n\r\n"},
+		{"1\r\nx\r\n0\r\nContent-Length: 5\r\nX-Ok: 1\r\nHOST: evil\r\n" +
+			"transfer-encoding: chunked\r\nTrailer: a\r\nX-Long-Trailer-Name-Beyond-Held: v\r\n\r\n",
+			"1\r\nx\r\n0\r\nX-Ok: 1\r\nX-Long-Trailer-Name-Beyond-Held: v\r\n\r\n"},
+	}
+	for _, tt := range tests {
+		for cut := 0; cut <= len(tt.in); cut++ {
+			var c ChunkedScanner
+			in := []byte(tt.in + "NEXT")
+			out, n1, d1, err := c.Filter(nil, in[:cut])
+			if err != nil || len(out) > n1+FilterSlack {
+				t.Fatalf("%q cut %d: %v, %d bytes out for %d", tt.in, cut, err, len(out), n1)
+			}
+			n2 := 0
+			if !d1 {
+				before := len(out)
+				out, n2, d1, err = c.Filter(out, in[cut:])
+				if err != nil || len(out)-before > n2+FilterSlack {
+					t.Fatalf("%q cut %d: %v", tt.in, cut, err)
+				}
+			}
+			if !d1 || n1+n2 != len(tt.in) || string(out) != tt.out {
+				t.Fatalf("%q cut %d: done=%v n=%d out %q; want %q", tt.in, cut, d1, n1+n2, out, tt.out)
+			}
+			// The canonical form reads the same, and filters to itself.
+			var c2 ChunkedScanner
+			if again, _, done, err := c2.Filter(nil, out); !done || err != nil || string(again) != tt.out {
+				t.Fatalf("%q: canonical form not stable: %q %v", tt.in, again, err)
+			}
+		}
 	}
 }

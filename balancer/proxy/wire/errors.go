@@ -49,6 +49,9 @@ const (
 	eBothCLTE
 	eMultiHost
 	eNoHost
+	eBadHost
+	eTarget
+	eConnect
 	nErrCodes
 )
 
@@ -67,6 +70,9 @@ var reqErrs = [nErrCodes]*Error{
 	eBothCLTE:   {400, "both Content-Length and Transfer-Encoding"},
 	eMultiHost:  {400, "multiple Host headers"},
 	eNoHost:     {400, "missing Host header"},
+	eBadHost:    {400, "malformed Host header"},
+	eTarget:     {400, "malformed request target"},
+	eConnect:    {405, "CONNECT is not supported: this is not a forward proxy"},
 }
 
 var respErrs = [nErrCodes]*Error{

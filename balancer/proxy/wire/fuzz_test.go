@@ -239,5 +239,20 @@ func FuzzChunked(f *testing.F) {
 				t.Fatalf("body alone: %d %v %v", m, d, err)
 			}
 		}
+		// Filter reads as Scan does; its canonical output is no longer
+		// than its input, reads as a complete body again and filters to
+		// itself.
+		var cf ChunkedScanner
+		out, fn, fdone, ferr := cf.Filter(nil, data)
+		if fn != n || fdone != done || (ferr != nil) != (err != nil) || len(out) > fn+FilterSlack {
+			t.Fatalf("Filter: n=%d done=%v err=%v out=%d; Scan: n=%d done=%v err=%v", fn, fdone, ferr, len(out), n, done, err)
+		}
+		if done {
+			var c4 ChunkedScanner
+			again, m, d, err := c4.Filter(nil, out)
+			if len(out) > n || !d || err != nil || m != len(out) || string(again) != string(out) {
+				t.Fatalf("canonical %q of %q: %q %v %v", out, data[:n], again, d, err)
+			}
+		}
 	})
 }

@@ -430,6 +430,7 @@ type codings struct {
 	lastChunk bool // the last coding listed was chunked
 	known     bool // a coding other than chunked that RFC 9110 registers
 	unknown   bool // any other coding
+	empty     bool // an empty list element ("chunked,", ",chunked", or no value)
 	n         int  // codings listed
 }
 
@@ -441,7 +442,12 @@ func (c *codings) add(v []byte) {
 		if i >= 0 {
 			e = v[:i]
 		}
-		if e = trimOWS(e); len(e) > 0 {
+		if e = trimOWS(e); len(e) == 0 {
+			// RFC 9110 5.6.1 lets a recipient skip empty elements, but
+			// gunicorn up to 21.2 then reads no body and takes the chunk
+			// data as the next request (issue 8): refused.
+			c.empty = true
+		} else {
 			c.n++
 			c.lastChunk = false
 			switch {
@@ -559,7 +565,8 @@ func connectionLists(hdrs []byte, name []byte) bool {
 
 // Writer modes.
 const (
-	forRequest = iota
+	forRequest        = iota
+	forRequestNewHost // a request whose Host is written anew (absolute-form target)
 	forResponse
 	forResponseNoCL // a response whose Transfer-Encoding overrides its Content-Length
 )
@@ -607,13 +614,16 @@ func keepHeader(buf []byte, start, end int, name, value []byte, conn *connTokens
 	case hTE:
 		return eqLower(value, "trailers")
 	case hForwardedFor, hForwardedProto, hForwardedHost, hRequestID:
-		return mode != forRequest
+		return mode >= forResponse
 	case hContentLength:
 		// Never dropped for a Connection token: that would change the
 		// framing of the body forwarded after the head.
 		return mode != forResponseNoCL
-	case hTransferEncoding, hHost:
-		return true
+	case hTransferEncoding:
+		// A request's is written anew, as exactly "chunked".
+		return mode >= forResponse
+	case hHost:
+		return mode != forRequestNewHost
 	}
 	return !conn.names(buf, start, end, name)
 }

@@ -31,6 +31,9 @@ type RequestHead struct {
 	Idempotent     bool // method is GET, HEAD, OPTIONS or TRACE (case-sensitive)
 	Head           bool // method is HEAD
 
+	absolute  bool // the target was in absolute form: Host comes from it
+	rootSlash bool // the absolute-form target had no path: "/" goes before URI
+
 	hdrOff  int  // offset of the first header line
 	hdrEnd  int  // offset of the final empty line
 	rewrite bool // some header line is dropped or reformatted when forwarding
@@ -119,6 +122,7 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 				return reqErrs[code]
 			}
 		case hTransferEncoding:
+			h.rewrite = true // written anew in one form
 			te.add(value)
 		case hConnection:
 			h.rewrite = true
@@ -150,6 +154,8 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 			return reqErrs[eTE10]
 		case h.ContentLength >= 0:
 			return reqErrs[eBothCLTE]
+		case te.empty:
+			return reqErrs[eBadTE]
 		case te.unknown || te.known:
 			return reqErrs[eTECoding]
 		case te.chunked != 1:
@@ -159,6 +165,12 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 	}
 	if h.Minor == 1 && h.Host == nil {
 		return reqErrs[eNoHost]
+	}
+	if h.Host != nil && !validHost(h.Host) {
+		return reqErrs[eBadHost]
+	}
+	if code := h.target(); code != eNone {
+		return reqErrs[code]
 	}
 	if h.Minor == 1 {
 		h.KeepAlive = !closeTok
@@ -180,7 +192,9 @@ func (h *RequestHead) requestLine(line []byte) errCode {
 	h.Method = line[:i]
 	i++
 	s := i
-	for i < len(line) && line[i] > ' ' && line[i] != 0x7f {
+	// The target is visible ASCII: other bytes would be decoded one way
+	// here and perhaps another by the backend (HAProxy refuses them too).
+	for i < len(line) && line[i] > ' ' && line[i] < 0x7f {
 		i++
 	}
 	if i == s || i == len(line) || line[i] != ' ' {
@@ -196,6 +210,108 @@ func (h *RequestHead) requestLine(line []byte) errCode {
 	h.Head = string(m) == "HEAD"
 	h.Idempotent = h.Head || string(m) == "GET" || string(m) == "OPTIONS" || string(m) == "TRACE"
 	return eNone
+}
+
+// target checks the request target's form (RFC 9112 3.2): origin-form
+// ("/path?query"), "*" for OPTIONS, or absolute-form
+// ("http://authority/path"), which is rewritten to origin-form with Host
+// taken from the authority (RFC 9112 3.2.2: the Host header is then
+// ignored). CONNECT and its authority-form are refused: this is not a
+// forward proxy.
+func (h *RequestHead) target() errCode {
+	u := h.URI
+	switch {
+	case string(h.Method) == "CONNECT":
+		return eConnect
+	case u[0] == '/':
+		return eNone
+	case len(u) == 1 && u[0] == '*':
+		if string(h.Method) != "OPTIONS" {
+			return eTarget
+		}
+		return eNone
+	}
+	rest, ok := cutScheme(u)
+	if !ok {
+		return eTarget
+	}
+	end := 0
+	for end < len(rest) && rest[end] != '/' && rest[end] != '?' {
+		end++
+	}
+	authority := rest[:end]
+	if bytes.IndexByte(authority, '@') >= 0 || !validHost(authority) {
+		return eTarget
+	}
+	h.Host, h.URI, h.absolute, h.rewrite = authority, rest[end:], true, true
+	if len(h.URI) == 0 || h.URI[0] == '?' {
+		h.rootSlash = true
+	}
+	return eNone
+}
+
+// cutScheme removes a leading "http://" or "https://" (any case).
+func cutScheme(u []byte) ([]byte, bool) {
+	for _, s := range [...]string{"http://", "https://"} {
+		if len(u) >= len(s) && eqLower(u[:len(s)], s) {
+			return u[len(s):], true
+		}
+	}
+	return nil, false
+}
+
+// validHost reports whether v is a Host value: uri-host [":" port]
+// (RFC 9110 7.2), where uri-host is an IP literal in brackets or a
+// reg-name (letters, digits, "-._~", sub-delims and percent signs; an IPv4
+// address is one), and port is one to five digits.
+func validHost(v []byte) bool {
+	i := 0
+	if len(v) > 0 && v[0] == '[' {
+		i = bytes.IndexByte(v, ']')
+		if i < 2 {
+			return false
+		}
+		for _, c := range v[1:i] {
+			if unhex(c) < 0 && c != ':' && c != '.' {
+				return false
+			}
+		}
+		i++
+	} else {
+		for i < len(v) && hostChar(v[i]) {
+			i++
+		}
+		if i == 0 {
+			return false
+		}
+	}
+	if i == len(v) {
+		return true
+	}
+	port := v[i+1:]
+	if v[i] != ':' || len(port) == 0 || len(port) > 5 {
+		return false
+	}
+	for _, c := range port {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// hostChar reports a character of a reg-name: unreserved, sub-delims or
+// "%" (RFC 3986 3.2.2).
+func hostChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', isDigit(c):
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', '%':
+		return true
+	}
+	return false
 }
 
 // Forward is what the proxy adds to a forwarded request.
@@ -243,6 +359,9 @@ type Forward struct {
 func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
 	dst = append(dst, h.Method...)
 	dst = append(dst, ' ')
+	if h.rootSlash {
+		dst = append(dst, '/')
+	}
 	dst = append(dst, h.URI...)
 	if h.Minor == 0 {
 		// An HTTP/1.0 client cannot read a chunked answer: the upstream
@@ -251,7 +370,14 @@ func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
 	} else {
 		dst = append(dst, " HTTP/1.1\r\n"...)
 	}
-	if h.Host == nil && len(f.Host) > 0 {
+	mode := forRequest
+	switch {
+	case h.absolute:
+		dst = append(dst, "Host: "...)
+		dst = append(dst, h.Host...)
+		dst = append(dst, "\r\n"...)
+		mode = forRequestNewHost
+	case h.Host == nil && len(f.Host) > 0:
 		dst = append(dst, "Host: "...)
 		dst = append(dst, f.Host...)
 		dst = append(dst, "\r\n"...)
@@ -259,7 +385,10 @@ func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
 	if !h.rewrite && h.hdrOff <= h.hdrEnd && h.hdrEnd <= len(buf) {
 		dst = append(dst, buf[h.hdrOff:h.hdrEnd]...)
 	} else {
-		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, forRequest)
+		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, mode)
+	}
+	if h.Chunked {
+		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if len(h.ForwardedFor) > 0 || len(f.ClientIP) > 0 {
 		dst = append(dst, "X-Forwarded-For: "...)
