@@ -136,7 +136,7 @@ func TestCheckerStartingToHealthy(t *testing.T) {
 	hs.mode.Store(answer500)
 	var okAtReady atomic.Int64
 	hc := hookCounts{onReady: func() { okAtReady.Store(hs.oks.Load()) }}
-	u := NewUpstream(1, Local, hs.addr, ClientOptions{})
+	u := NewUpstream(1, Local, hs.addr)
 	watch(t, testChecker(&hc, 2, 2), u)
 
 	// Failing probes keep a starting worker out, but do not mark it unhealthy.
@@ -174,7 +174,7 @@ func TestCheckerFlips(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			hs := startHealthServer(t)
 			var hc hookCounts
-			u := NewUpstream(1, Local, hs.addr, ClientOptions{})
+			u := NewUpstream(1, Local, hs.addr)
 			watch(t, testChecker(&hc, tt.healthy, tt.unhealthy), u)
 			waitFor(t, 2*time.Second, "ready", func() bool { return u.State() == Healthy })
 
@@ -209,7 +209,7 @@ func TestCheckerFlips(t *testing.T) {
 func TestCheckerToleratesBlip(t *testing.T) {
 	hs := startHealthServer(t)
 	var hc hookCounts
-	u := NewUpstream(1, Local, hs.addr, ClientOptions{})
+	u := NewUpstream(1, Local, hs.addr)
 	watch(t, testChecker(&hc, 2, 3), u)
 	waitFor(t, 2*time.Second, "ready", func() bool { return u.State() == Healthy })
 	for range 3 {
@@ -231,7 +231,7 @@ func TestCheckerToleratesBlip(t *testing.T) {
 func TestCheckerDeadUpstream(t *testing.T) {
 	var hc hookCounts
 	dir := t.TempDir()
-	u := NewUpstream(1, Remote, "unix:"+filepath.Join(dir, "none.sock"), ClientOptions{})
+	u := NewUpstream(1, Remote, "unix:"+filepath.Join(dir, "none.sock"))
 	u.SetState(Healthy)
 	watch(t, testChecker(&hc, 2, 2), u)
 	waitFor(t, 2*time.Second, "unhealthy", func() bool { return u.State() == Unhealthy })
@@ -245,7 +245,7 @@ func TestCheckerReadmitsEjected(t *testing.T) {
 	hs := startHealthServer(t)
 	var hc hookCounts
 	p := New(&RoundRobin{}, OutlierOptions{Consecutive: 1, BaseEjection: 150 * time.Millisecond}, hclog.NewNullLogger())
-	u := NewUpstream(1, Local, hs.addr, ClientOptions{})
+	u := NewUpstream(1, Local, hs.addr)
 	p.Publish([]*Upstream{u, testUpstreams(Healthy)[0], testUpstreams(Healthy)[0]})
 	u.SetState(Healthy)
 	ejectedAt := time.Now()
@@ -270,7 +270,7 @@ func TestCheckerEjectedAndFailing(t *testing.T) {
 	hs.mode.Store(answer500)
 	var hc hookCounts
 	p := New(&RoundRobin{}, OutlierOptions{Consecutive: 1, BaseEjection: time.Minute}, hclog.NewNullLogger())
-	u := NewUpstream(1, Local, hs.addr, ClientOptions{})
+	u := NewUpstream(1, Local, hs.addr)
 	p.Publish([]*Upstream{u, testUpstreams(Healthy)[0], testUpstreams(Healthy)[0]})
 	u.SetState(Healthy)
 	p.ReportFailure(u)
@@ -284,7 +284,7 @@ func TestCheckerEjectedAndFailing(t *testing.T) {
 func TestCheckerSkipsDrainingAndStopsOnStopped(t *testing.T) {
 	hs := startHealthServer(t)
 	var hc hookCounts
-	u := NewUpstream(1, Local, hs.addr, ClientOptions{})
+	u := NewUpstream(1, Local, hs.addr)
 	done := watch(t, testChecker(&hc, 2, 2), u)
 	waitFor(t, 2*time.Second, "ready", func() bool { return u.State() == Healthy })
 

@@ -13,7 +13,7 @@ import (
 func testUpstreams(states ...State) []*Upstream {
 	ups := make([]*Upstream, len(states))
 	for i, s := range states {
-		ups[i] = NewUpstream(i+1, Local, "unix:/nonexistent", ClientOptions{})
+		ups[i] = NewUpstream(i+1, Local, "unix:/nonexistent")
 		ups[i].SetState(s)
 	}
 	return ups

@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy_test
 
 import (
@@ -87,7 +89,7 @@ func TestEngineRequestsCutAnywhere(t *testing.T) {
 		ctx.Response.Header.Set("X-URI", string(ctx.RequestURI()))
 		ctx.SetBody(ctx.PostBody())
 	})
-	p, ups := newPool(t, testClientOptions, b.addr)
+	p, ups := newPool(t, b.addr)
 	front := startFront(t, p)
 	for range 3 {
 		reqs := randomRequests(r, 25)
@@ -131,7 +133,7 @@ func TestEngineAnswersCutAnywhere(t *testing.T) {
 			go serveCut(conn, rand.New(rand.NewPCG(i, 2)))
 		}
 	}()
-	p, ups := newPool(t, testClientOptions, "unix:"+sock)
+	p, ups := newPool(t, "unix:"+sock)
 	c := client(t, startFront(t, p))
 	for i := range 60 {
 		n := []int{0, 7, 3000, 70_000}[r.IntN(4)]
@@ -185,7 +187,7 @@ func serveCut(conn net.Conn, r *rand.Rand) {
 func TestEngineGarbageFromClients(t *testing.T) {
 	r := seeded(t)
 	b := startBackend(t, okHandler)
-	p, ups := newPool(t, testClientOptions, b.addr)
+	p, ups := newPool(t, b.addr)
 	front := startFront(t, p)
 	valid := []byte("POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: a, b\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 	for i := range 300 {
@@ -253,7 +255,7 @@ func TestEngineGarbageFromUpstream(t *testing.T) {
 			}()
 		}
 	}()
-	p, ups := newPool(t, testClientOptions, "unix:"+sock)
+	p, ups := newPool(t, "unix:"+sock)
 	front := startFront(t, p)
 	valid := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: x\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 	for i := range 150 {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy_test
 
 import (
@@ -21,8 +23,8 @@ import (
 	"github.com/procbal/procbal/balancer/proxy"
 )
 
-// The event-loop engine's own cases: what its hand-written HTTP/1.1 relay
-// must get right beyond the tests both front ends share.
+// The event-loop engine's relay cases: what its hand-written HTTP/1.1
+// relay must get right beyond the proxying rules proxy_test.go checks.
 
 // dialFront opens a raw client connection with a read deadline.
 func dialFront(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
@@ -51,7 +53,7 @@ func readResp(t *testing.T, br *bufio.Reader, method string) (*http.Response, st
 
 func TestEnginePipelinedRequests(t *testing.T) {
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.RequestURI()) })
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
 	var raw strings.Builder
 	for i := range 20 {
@@ -78,7 +80,7 @@ func TestEngineChunkedBothWays(t *testing.T) {
 			}
 		})
 	})
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
 	payload := bytes.Repeat([]byte("0123456789abcdef"), 50_000) // 800 KB
 	var raw bytes.Buffer
@@ -114,7 +116,7 @@ func TestEngineHeadAndNoBodyAnswers(t *testing.T) {
 			ctx.SetBodyString("twelve bytes")
 		}
 	})
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
 	for _, tc := range []struct{ method, path, body string }{
 		{"HEAD", "/x", ""}, {"GET", "/204", ""}, {"GET", "/304", ""}, {"GET", "/x", "twelve bytes"},
@@ -132,7 +134,7 @@ func TestEngineHeadAndNoBodyAnswers(t *testing.T) {
 
 func TestEngineHTTP10ClosesAfterAnswer(t *testing.T) {
 	b := startBackend(t, okHandler)
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	resp, body, closed := rawExchange(t, startFront(t, p), "GET / HTTP/1.0\r\n\r\n")
 	if resp == nil || resp.StatusCode != 200 || string(body) != "ok" || !closed {
 		t.Fatalf("HTTP/1.0: %v %q closed=%v, want 200 ok and the connection closed", resp, body, closed)
@@ -141,7 +143,7 @@ func TestEngineHTTP10ClosesAfterAnswer(t *testing.T) {
 
 func TestEngineExpectContinue(t *testing.T) {
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) })
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
 	_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
 	line, err := br.ReadString('\n')
@@ -162,7 +164,7 @@ func TestEngineExpectContinue(t *testing.T) {
 func TestEngineSlowReaderGetsEverything(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 8<<20)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(big) })
-	p, ups := newPool(t, testClientOptions, b.addr)
+	p, ups := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
 	_, _ = io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
 	time.Sleep(300 * time.Millisecond) // the socket buffers fill up
@@ -178,7 +180,7 @@ func TestEngineSlowReaderGetsEverything(t *testing.T) {
 func TestEngineClientGoneMidAnswer(t *testing.T) {
 	big := bytes.Repeat([]byte("y"), 8<<20)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(big) })
-	p, ups := newPool(t, testClientOptions, b.addr)
+	p, ups := newPool(t, b.addr)
 	front := startFront(t, p)
 	c, br := dialFront(t, front)
 	_, _ = io.WriteString(c, "GET /big HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -208,7 +210,7 @@ func waitInflight(t *testing.T, u *pool.Upstream, want int64) {
 // idle keep-alive connection is closed.
 func TestEngineClientTimeouts(t *testing.T) {
 	b := startBackend(t, okHandler)
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	o := testEngineOptions
 	o.ReadHeaderTimeout, o.IdleTimeout = 200*time.Millisecond, 400*time.Millisecond
 	front := startFrontWith(t, p, o)
@@ -244,7 +246,7 @@ func TestEngineShutdownFinishesInFlight(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		ctx.SetBodyString("done")
 	})
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +293,7 @@ func TestEngineShutdownFinishesInFlight(t *testing.T) {
 func TestEngineConcurrentClients(t *testing.T) {
 	b1 := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.RequestURI()) })
 	b2 := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.RequestURI()) })
-	p, ups := newPool(t, testClientOptions, b1.addr, b2.addr)
+	p, ups := newPool(t, b1.addr, b2.addr)
 	o := testEngineOptions
 	o.Loops = 3
 	front := startFrontWith(t, p, o)
@@ -333,7 +335,7 @@ func TestEngineLargeHeads(t *testing.T) {
 		ctx.Response.Header.Set("X-Echo", string(ctx.Request.Header.Peek("X-Big")))
 		ctx.SetBody(ctx.PostBody())
 	})
-	p, _ := newPool(t, testClientOptions, b.addr)
+	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
 	body := strings.Repeat("b", 30<<10)
 	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: x\r\nX-Big: %s\r\nContent-Length: %d\r\n\r\n%s", big, len(body), body)
@@ -353,7 +355,7 @@ func TestEngineLargeHeads(t *testing.T) {
 func TestEngineForgetsRemovedUpstream(t *testing.T) {
 	old := startBackend(t, okHandler)
 	next := startBackend(t, okHandler)
-	p, _ := newPool(t, testClientOptions, old.addr)
+	p, _ := newPool(t, old.addr)
 	c := client(t, startFront(t, p))
 	if resp := do(t, c, "GET", "/", nil); resp.StatusCode() != 200 {
 		t.Fatalf("status %d", resp.StatusCode())
@@ -361,10 +363,9 @@ func TestEngineForgetsRemovedUpstream(t *testing.T) {
 	if old.conns.Load() != 1 || old.closed.Load() != 0 {
 		t.Fatalf("old upstream: %d connections, %d closed; want one pooled", old.conns.Load(), old.closed.Load())
 	}
-	u := pool.NewUpstream(2, pool.Local, next.addr, testClientOptions)
+	u := pool.NewUpstream(2, pool.Local, next.addr)
 	u.SetState(pool.Healthy)
 	p.Publish([]*pool.Upstream{u})
-	t.Cleanup(u.Client.CloseIdleConnections)
 	deadline := time.Now().Add(3 * time.Second)
 	for old.closed.Load() != 1 {
 		if time.Now().After(deadline) {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy_test
 
 import (
@@ -128,81 +130,16 @@ func (c *closer) serve(conn net.Conn) {
 
 // newPool returns a round-robin pool of healthy upstreams at addrs, in
 // order, so the first request goes to addrs[0].
-func newPool(t testing.TB, o pool.ClientOptions, addrs ...string) (*pool.Pool, []*pool.Upstream) {
+func newPool(t testing.TB, addrs ...string) (*pool.Pool, []*pool.Upstream) {
 	t.Helper()
 	p := pool.New(&pool.RoundRobin{}, pool.OutlierOptions{}, hclog.NewNullLogger())
 	ups := make([]*pool.Upstream, len(addrs))
 	for i, a := range addrs {
-		ups[i] = pool.NewUpstream(i+1, pool.Local, a, o)
+		ups[i] = pool.NewUpstream(i+1, pool.Local, a)
 		ups[i].SetState(pool.Healthy)
 	}
 	p.Publish(ups)
-	t.Cleanup(func() {
-		for _, u := range ups {
-			u.Client.CloseIdleConnections()
-		}
-	})
 	return p, ups
-}
-
-var testClientOptions = pool.ClientOptions{Timeout: 5 * time.Second}
-
-// newFrontServer is configured as the balancer's newServer (balancer/server.go)
-// with the default settings, which package main does not export.
-func newFrontServer(h fasthttp.RequestHandler) *fasthttp.Server {
-	return &fasthttp.Server{
-		Handler:                      h,
-		ErrorHandler:                 frontErrorHandler,
-		NoDefaultServerHeader:        true,
-		NoDefaultContentType:         true,
-		DisablePreParseMultipartForm: true,
-		ReadBufferSize:               64 << 10,
-		MaxRequestBodySize:           32 << 20,
-		ReadTimeout:                  10 * time.Second,
-		WriteTimeout:                 60 * time.Second,
-		IdleTimeout:                  60 * time.Second,
-		CloseOnShutdown:              true,
-		Logger:                       silent{},
-	}
-}
-
-// frontErrorHandler is balancer/server.go's errorHandler.
-func frontErrorHandler(ctx *fasthttp.RequestCtx, err error) {
-	var small *fasthttp.ErrSmallBuffer
-	status, msg := fasthttp.StatusBadRequest, "malformed request"
-	var te interface{ Timeout() bool }
-	switch {
-	case errors.As(err, &small):
-		status, msg = fasthttp.StatusRequestHeaderFieldsTooLarge, "request header too large"
-	case errors.Is(err, fasthttp.ErrBodyTooLarge):
-		status, msg = fasthttp.StatusRequestEntityTooLarge, "request body too large"
-	case errors.As(err, &te) && te.Timeout() || strings.Contains(err.Error(), "timeout"):
-		status, msg = fasthttp.StatusRequestTimeout, "request read timed out"
-	}
-	proxy.WriteJSONError(ctx, status, msg)
-	ctx.SetConnectionClose()
-}
-
-// fronts are the two front ends: every proxy test runs against both.
-var fronts = []string{"epoll", "fasthttp"}
-
-// eachFront runs test once per front end, as subtests named after them;
-// startFront reads the name to pick the front end.
-func eachFront(t *testing.T, test func(t *testing.T)) {
-	for _, f := range fronts {
-		t.Run(f, test)
-	}
-}
-
-// frontOf returns the front end a test runs against: the eachFront subtest
-// its name is under, or the default.
-func frontOf(t testing.TB) string {
-	for _, f := range fronts {
-		if strings.Contains(t.Name(), "/"+f) {
-			return f
-		}
-	}
-	return fronts[0]
 }
 
 // testEngineOptions are the balancer's defaults.
@@ -227,29 +164,20 @@ func (f errorFailer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// startFront serves the proxy over p on 127.0.0.1 and returns its address.
+// startFront serves the engine over p on 127.0.0.1 and returns its address.
 func startFront(t testing.TB, p *pool.Pool) string {
 	t.Helper()
 	return startFrontWith(t, p, testEngineOptions)
 }
 
-// startFrontWith is startFront with engine options; the fasthttp front
-// takes its upstream timeout from the pool's client options instead.
+// startFrontWith is startFront with engine options.
 func startFrontWith(t testing.TB, p *pool.Pool, o proxy.EngineOptions) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var srv interface {
-		Serve(net.Listener) error
-		ShutdownWithContext(context.Context) error
-	}
-	if frontOf(t) == "fasthttp" {
-		srv = newFrontServer(proxy.New(p, nil, hclog.NewNullLogger()).ServeHTTP)
-	} else {
-		srv = proxy.NewEngine(p, nil, failOnError(t), o)
-	}
+	srv := proxy.NewEngine(p, nil, failOnError(t), o)
 	addr := ln.Addr().String()
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -260,7 +188,7 @@ func startFrontWith(t testing.TB, p *pool.Pool, o proxy.EngineOptions) string {
 	return addr
 }
 
-// client returns a fasthttp client for the front server at addr.
+// client returns a fasthttp client for the front at addr.
 func client(t testing.TB, addr string) *fasthttp.HostClient {
 	c := &fasthttp.HostClient{Addr: addr, ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second}
 	t.Cleanup(c.CloseIdleConnections)

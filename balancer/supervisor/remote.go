@@ -110,15 +110,16 @@ func (s *Supervisor) applyResolved(addrs []string) {
 
 func (s *Supervisor) addRemote(addr string) {
 	s.remoteSeq++
-	u := pool.NewUpstream(remoteIDBase+s.remoteSeq, pool.Remote, addr, s.cfg.Client)
+	u := pool.NewUpstream(remoteIDBase+s.remoteSeq, pool.Remote, addr)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.remotes[addr] = &remote{up: u, cancel: cancel}
 	go s.checker.Watch(ctx, u)
 	s.log.Info("remote upstream added", "upstream", addr, "id", u.ID)
 }
 
-// drainRemote stops routing to r and closes its connections once its
-// requests are done, up to DrainTimeout.
+// drainRemote stops routing to r and, once its requests are done (up to
+// DrainTimeout), marks it Stopped and ends its checker; the proxy closes
+// its pooled connections when it sees it gone.
 func (s *Supervisor) drainRemote(r *remote) {
 	r.up.SetState(pool.Draining)
 	deadline := time.Now().Add(s.cfg.DrainTimeout)
@@ -128,7 +129,6 @@ func (s *Supervisor) drainRemote(r *remote) {
 		}
 		r.up.SetState(pool.Stopped)
 		r.cancel()
-		r.up.Client.CloseIdleConnections()
 	}()
 }
 
