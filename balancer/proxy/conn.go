@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -69,6 +71,16 @@ type clientConn struct {
 	req       sendBuf // bytes for the upstream
 	replay    bool    // req.b is the whole request: it may be sent again
 	reqDone   bool    // the whole request body is in req.b or sent
+	// reqStopped: the upstream stopped reading the request and answered
+	// early; nothing more of it is sent.
+	reqStopped bool
+	// buffering: the request body is being read whole into body before an
+	// upstream is picked (EngineOptions.StreamRequests false).
+	buffering bool
+	body      spool   // the buffered request body, sent after req
+	stage     sendBuf // the next bytes of body for the upstream
+	bodyEnd   int64   // when the whole request body must have arrived
+	rsp       spool   // answer bytes held for a client slower than the upstream
 	reqLeft   int64   // body bytes still to come; -1: chunked
 	reqChunk  wire.ChunkedScanner
 	resp      wire.ResponseHead
@@ -100,7 +112,7 @@ func (c *clientConn) progress() {
 		case stExchange:
 			moved = c.stepExchange() || moved
 		case stLinger:
-			if c.out.empty() {
+			if c.outputDone() {
 				moved = c.stepLinger() || moved
 			}
 		}
@@ -111,9 +123,10 @@ func (c *clientConn) progress() {
 	}
 }
 
-// flushOut writes pending client bytes.
+// flushOut writes pending client bytes, refilling c.out from the answer
+// held in c.rsp.
 func (c *clientConn) flushOut() bool {
-	if c.out.empty() || !c.writable {
+	if !c.writable || c.out.empty() && !c.refillOut() {
 		return false
 	}
 	n, errno := rawWrite(c.fd, c.out.b[c.out.off:])
@@ -121,12 +134,10 @@ func (c *clientConn) flushOut() bool {
 		c.out.off += n
 		if c.out.empty() {
 			c.out.b, c.out.off = c.out.b[:0], 0
-			if c.state == stLinger {
-				_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
-			}
 		} else {
 			c.writable = false
 		}
+		c.wrote()
 		return true
 	}
 	switch errno {
@@ -137,6 +148,49 @@ func (c *clientConn) flushOut() bool {
 		c.close()
 	}
 	return false
+}
+
+// refillOut moves the next held answer bytes into the empty c.out; it
+// reports whether there are any.
+func (c *clientConn) refillOut() bool {
+	if c.rsp.unread() == 0 {
+		return false
+	}
+	var err error
+	c.out.b, err = c.rsp.read(c.outBuf()[:0])
+	c.out.off = 0
+	if err != nil {
+		c.l.e.log.Warn("reading a held answer failed, closing the connection", "error", err)
+		c.close()
+		return false
+	}
+	if c.rsp.unread() == 0 {
+		c.rsp.reset(c.l) // its file and buffers go back at once
+	}
+	return !c.out.empty()
+}
+
+// outputDone reports that nothing is waiting to be written to the client.
+func (c *clientConn) outputDone() bool { return c.out.empty() && c.rsp.unread() == 0 }
+
+// wrote moves deadlines on after bytes reached the client. Between
+// exchanges, output still waiting gets IdleTimeout per write (nginx's
+// send_timeout), so a slow reader of a held answer is cut only when it
+// stops reading; once it is all written, the usual timers start.
+func (c *clientConn) wrote() {
+	l := c.l
+	switch {
+	case c.state == stExchange:
+	case !c.outputDone():
+		c.deadline = l.now + int64(l.e.opt.IdleTimeout)
+	case c.state == stLinger:
+		_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+		c.deadline = l.now + int64(min(lingerTimeout, l.e.opt.ReadHeaderTimeout))
+	case c.r < c.w:
+		c.deadline = l.now + int64(l.e.opt.ReadHeaderTimeout)
+	default:
+		c.deadline = l.now + int64(l.e.opt.IdleTimeout)
+	}
 }
 
 // readClient reads into c.in; it reports whether bytes arrived. At EOF or
@@ -186,6 +240,9 @@ func (c *clientConn) readClient() bool {
 
 func (c *clientConn) stepHead() bool {
 	l := c.l
+	if c.rsp.unread() > 0 {
+		return false // the next answer waits for the held one to be written
+	}
 	if c.r < c.w {
 		err := wire.ParseRequest(c.in[c.r:c.w], wire.Limits{MaxHead: l.e.opt.MaxHeaderBytes}, &c.head)
 		if err == nil {
@@ -201,7 +258,7 @@ func (c *clientConn) stepHead() bool {
 			c.refuse(431, "request header too large")
 			return true
 		}
-	} else if l.closing && c.out.empty() {
+	} else if l.closing && c.outputDone() {
 		c.close()
 		return false
 	}
@@ -235,7 +292,8 @@ func (c *clientConn) startExchange() {
 		c.reqLeft = 0
 	}
 	c.reqDone = c.reqLeft == 0
-	f := wire.Forward{ClientIP: c.ip, Proto: "http", Host: l.e.host}
+	buffer := !c.reqDone && !l.e.opt.StreamRequests
+	f := wire.Forward{ClientIP: c.ip, Proto: "http", Host: l.e.host, NoExpect: buffer}
 	if h.RequestID == nil {
 		f.RequestID = l.ids.next(l.idBuf[:0])
 	}
@@ -244,13 +302,67 @@ func (c *clientConn) startExchange() {
 	c.r += h.Len
 	c.state, c.headGone = stExchange, false
 	c.tried = pool.Tried{}
-	c.respHead, c.status = false, 0
+	c.respHead, c.status, c.reqStopped = false, 0, false
+	c.bodyEnd = l.now + int64(l.e.opt.ClientBodyTimeout)
 	c.moveBody()
 	if c.closed || c.state != stExchange {
 		return
 	}
+	if buffer && !c.reqDone {
+		// The body is read whole before an upstream is picked. A client
+		// waiting for 100 Continue gets it from the balancer, as from
+		// nginx: the upstream sees the whole request at once.
+		c.buffering = true
+		c.deadline = c.bodyDeadline()
+		if h.ExpectContinue && h.Minor == 1 {
+			c.out.b = append(c.outBuf(), "HTTP/1.1 100 Continue\r\n\r\n"...)
+		}
+		return
+	}
 	c.replay = c.reqDone
 	c.connect(nil)
+}
+
+// bodyDeadline is when reading the request body times out: a stall of
+// ReadHeaderTimeout, or the end of ClientBodyTimeout for the whole body.
+func (c *clientConn) bodyDeadline() int64 {
+	return min(c.l.now+int64(c.l.e.opt.ReadHeaderTimeout), c.bodyEnd)
+}
+
+// stepBuffer reads the request body into c.body; once it is whole, the
+// request goes to an upstream, and may go to another one if that fails.
+func (c *clientConn) stepBuffer() bool {
+	l := c.l
+	moved := false
+	if c.r == c.w {
+		if !c.readable || !c.readClient() {
+			return false
+		}
+		moved = true
+		c.deadline = c.bodyDeadline()
+	}
+	for c.r < c.w && !c.reqDone {
+		buf := l.getBuf()
+		buf, ok := c.takeBody(buf)
+		if !ok {
+			l.putBuf(buf)
+			return true
+		}
+		err := c.body.write(l, buf, l.e.opt.BufferMemory, l.e.opt.TempDir)
+		l.putBuf(buf)
+		if err != nil {
+			l.e.log.Warn("buffering a request body failed", "error", err)
+			c.abortRequest(503, "balancer out of resources")
+			return true
+		}
+		moved = true
+	}
+	if c.reqDone {
+		c.buffering, c.replay = false, true
+		c.connect(nil)
+		return true
+	}
+	return moved
 }
 
 // connect sends the request to the next upstream the pool picks; last is
@@ -280,6 +392,8 @@ func (c *clientConn) connect(last error) {
 		up.c = c
 		c.start = l.now
 		c.req.off = 0
+		c.body.rewind()
+		c.stage.b, c.stage.off = c.stage.b[:0], 0
 		c.deadline = l.now + int64(l.e.opt.UpstreamTimeout)
 		if up.connecting {
 			c.deadline = l.now + int64(pool.DialTimeout(l.e.opt.UpstreamTimeout))
@@ -312,39 +426,52 @@ func (c *clientConn) moveBody() bool {
 	if c.reqDone || c.r == c.w {
 		return false
 	}
-	room := cap(c.req.b) - len(c.req.b)
-	if room <= 0 {
-		return false
-	}
+	r := c.r
+	var ok bool
+	c.req.b, ok = c.takeBody(c.req.b)
+	return ok && (c.r > r || c.reqDone)
+}
+
+// takeBody appends to dst, within its capacity, request body bytes from
+// c.in, checking their framing and the body limit. It reports false when
+// it refused the request instead.
+func (c *clientConn) takeBody(dst []byte) ([]byte, bool) {
+	room := cap(dst) - len(dst)
 	avail := c.in[c.r:c.w]
+	if c.reqLeft >= 0 {
+		n := int(min(int64(len(avail)), int64(room), c.reqLeft))
+		c.reqLeft -= int64(n)
+		c.reqDone = c.reqLeft == 0
+		c.r += n
+		return append(dst, avail[:n]...), true
+	}
+	// A chunked body goes on in canonical form (wire.ChunkedScanner.Filter),
+	// never as the client framed it: a backend that reads framing its own
+	// way sees only what the balancer read.
+	if room -= wire.FilterSlack; room <= 0 {
+		return dst, true
+	}
 	if len(avail) > room {
 		avail = avail[:room]
 	}
-	var n int
-	if c.reqLeft >= 0 {
-		n = int(min(int64(len(avail)), c.reqLeft))
-		c.reqLeft -= int64(n)
-		c.reqDone = c.reqLeft == 0
-	} else {
-		var done bool
-		var err error
-		n, done, err = c.reqChunk.Scan(avail)
-		if err != nil {
-			c.abortRequest(400, "malformed chunked body")
-			return false
-		}
-		if c.reqChunk.Data() > c.l.e.opt.MaxBodyBytes {
-			c.abortRequest(413, "request body too large")
-			return false
-		}
-		c.reqDone = done
+	dst, n, done, err := c.reqChunk.Filter(dst, avail)
+	if err != nil {
+		c.abortRequest(400, "malformed chunked body")
+		return dst, false
 	}
-	c.req.b = append(c.req.b, avail[:n]...)
+	if c.reqChunk.Data() > c.l.e.opt.MaxBodyBytes {
+		c.abortRequest(413, "request body too large")
+		return dst, false
+	}
+	c.reqDone = done
 	c.r += n
-	return n > 0 || c.reqDone
+	return dst, true
 }
 
 func (c *clientConn) stepExchange() bool {
+	if c.buffering {
+		return c.stepBuffer()
+	}
 	moved := false
 	up := c.up
 	if up == nil {
@@ -362,18 +489,23 @@ func (c *clientConn) stepExchange() bool {
 		c.deadline = c.l.now + int64(c.l.e.opt.UpstreamTimeout)
 	}
 	// Request: upstream-bound bytes first, then more body.
-	if !c.req.empty() && up.writable {
-		n, errno := rawWrite(up.fd, c.req.b[c.req.off:])
+	if c.reqStopped {
+		return c.stepResponse()
+	}
+	if out := c.upOut(); out != nil && up.writable {
+		n, errno := rawWrite(up.fd, out.b[out.off:])
 		if n > 0 {
-			c.req.off += n
+			out.off += n
 			moved = true
-			if !c.req.empty() {
+			if !out.empty() {
 				up.writable = false
 			}
 		} else if errno == syscall.EAGAIN {
 			up.writable = false
 		} else if errno != syscall.EINTR {
-			c.upstreamFailed(errUpstreamClosed)
+			if !c.answeredEarly() {
+				c.upstreamFailed(errUpstreamClosed)
+			}
 			return true
 		}
 	}
@@ -381,7 +513,7 @@ func (c *clientConn) stepExchange() bool {
 		c.req.b, c.req.off, c.replay = c.req.b[:0], 0, false
 		if c.r == c.w && c.readable && c.readClient() {
 			moved = true
-			c.deadline = c.l.now + int64(c.l.e.opt.UpstreamTimeout)
+			c.deadline = c.bodyDeadline()
 		}
 		if c.closed {
 			return false
@@ -390,14 +522,66 @@ func (c *clientConn) stepExchange() bool {
 		if c.closed || c.state != stExchange {
 			return false
 		}
+		if c.reqDone {
+			c.deadline = c.l.now + int64(c.l.e.opt.UpstreamTimeout)
+		}
 	}
 	return c.stepResponse() || moved
+}
+
+// upOut returns the bytes to send upstream next: the rest of c.req, then
+// the buffered body through c.stage; nil when none is waiting.
+func (c *clientConn) upOut() *sendBuf {
+	if !c.req.empty() {
+		return &c.req
+	}
+	if c.stage.empty() && c.body.unread() > 0 {
+		if c.stage.b == nil {
+			c.stage.b = c.l.getBuf()
+		}
+		var err error
+		c.stage.b, err = c.body.read(c.stage.b[:0])
+		c.stage.off = 0
+		if err != nil {
+			c.l.e.log.Warn("reading a buffered request body failed", "error", err)
+			c.abortRequest(503, "balancer out of resources")
+			return nil
+		}
+	}
+	if c.stage.empty() {
+		return nil
+	}
+	return &c.stage
+}
+
+// sentAll reports that the whole request reached the upstream.
+func (c *clientConn) sentAll() bool {
+	return c.reqDone && !c.reqStopped && c.req.empty() && c.stage.empty() && c.body.unread() == 0
+}
+
+// answeredEarly handles an upstream that stopped reading the request (it
+// closed or reset the connection) after it began to answer, as a worker
+// refusing a body over its limit with 413 does: the answer is relayed as
+// nginx does, not turned into a 502 against the upstream. It reports
+// whether there is such an answer; the client connection closes after it,
+// since the rest of the request was never read.
+func (c *clientConn) answeredEarly() bool {
+	up := c.up
+	if !c.respHead && up.r == up.w {
+		if n, _ := rawPeek(up.fd); n <= 0 {
+			return false
+		}
+	}
+	c.reqStopped, c.keepAlive, c.replay = true, false, false
+	c.req.b, c.req.off = c.req.b[:0], 0
+	up.readable = true
+	return true
 }
 
 // stepResponse relays the upstream's answer into c.out while there is room.
 func (c *clientConn) stepResponse() bool {
 	up := c.up
-	if up == nil || up.connecting || len(c.out.b) >= bufSize {
+	if up == nil || up.connecting || !c.roomForAnswer() {
 		return false
 	}
 	l := c.l
@@ -480,11 +664,26 @@ func (c *clientConn) outBuf() []byte {
 	return c.out.b
 }
 
-// passBody moves response body bytes to c.out.
+// roomForAnswer reports whether more of the answer can be taken: into
+// c.out, or, once the client falls behind, into c.rsp up to ResponseBuffer.
+func (c *clientConn) roomForAnswer() bool {
+	if c.rsp.unread() == 0 && len(c.out.b) < bufSize {
+		return true
+	}
+	return c.l.e.opt.ResponseBuffer > 0 && c.rsp.size() < c.l.e.opt.ResponseBuffer
+}
+
+// passBody moves response body bytes to c.out, or to c.rsp for a client
+// that falls behind.
 func (c *clientConn) passBody() {
-	up := c.up
+	up, l := c.up, c.l
 	avail := up.in[up.r:up.w]
-	if room := bufSize - len(c.out.b); len(avail) > room {
+	hold := c.rsp.unread() > 0 || len(c.out.b) >= bufSize
+	room := bufSize - len(c.out.b)
+	if hold {
+		room = int(min(l.e.opt.ResponseBuffer-c.rsp.size(), bufSize))
+	}
+	if len(avail) > room {
 		avail = avail[:max(room, 0)]
 	}
 	n, done := len(avail), false
@@ -502,7 +701,15 @@ func (c *clientConn) passBody() {
 			return
 		}
 	}
-	c.out.b = append(c.outBuf(), avail[:n]...)
+	if hold {
+		if err := c.rsp.write(l, avail[:n], l.e.opt.BufferMemory, l.e.opt.TempDir); err != nil {
+			l.e.log.Warn("holding an answer for a slow client failed, closing the connection", "error", err)
+			c.close()
+			return
+		}
+	} else {
+		c.out.b = append(c.outBuf(), avail[:n]...)
+	}
 	up.r += n
 	if done {
 		c.finish()
@@ -567,7 +774,8 @@ func (c *clientConn) readUpstream() bool {
 // still be in c.out).
 func (c *clientConn) finish() {
 	l, up, u := c.l, c.up, c.u
-	reusable := c.resp.KeepAlive && c.respKind != wire.UntilClose && c.reqDone && c.req.empty() && up.r == up.w
+	reusable := c.resp.KeepAlive && c.respKind != wire.UntilClose && c.sentAll() &&
+		up.r == up.w && !l.pending(up)
 	l.release(up, reusable)
 	c.up, c.u = nil, nil
 	u.Release(c.status)
@@ -583,15 +791,26 @@ func (c *clientConn) endExchange() {
 		l.putBuf(c.req.b[:0])
 		c.req = sendBuf{}
 	}
+	c.dropBody()
 	if c.keepAlive && c.reqDone && !l.closing {
 		c.state = stHead
 		c.deadline = l.now + int64(l.e.opt.IdleTimeout)
-		if c.r < c.w {
+		if c.r < c.w && c.outputDone() {
 			c.deadline = l.now + int64(l.e.opt.ReadHeaderTimeout)
 		}
 		return
 	}
 	c.linger()
+}
+
+// dropBody releases the buffered request body.
+func (c *clientConn) dropBody() {
+	c.buffering = false
+	c.body.reset(c.l)
+	if c.stage.b != nil {
+		c.l.putBuf(c.stage.b[:0])
+		c.stage = sendBuf{}
+	}
 }
 
 // upstreamFailed handles an attempt that ended before a response was
@@ -696,8 +915,10 @@ func (c *clientConn) writeError(status int, msg string, closeConn bool) {
 func (c *clientConn) linger() {
 	c.state = stLinger
 	c.deadline = c.l.now + int64(min(lingerTimeout, c.l.e.opt.ReadHeaderTimeout))
-	if c.out.empty() {
+	if c.outputDone() {
 		_ = syscall.Shutdown(c.fd, syscall.SHUT_WR)
+	} else {
+		c.deadline = c.l.now + int64(c.l.e.opt.IdleTimeout)
 	}
 }
 
@@ -715,6 +936,11 @@ func (c *clientConn) stepLinger() bool {
 // expired acts on a passed deadline.
 func (c *clientConn) expired() {
 	switch {
+	case c.state != stExchange && !c.outputDone():
+		c.close() // the client stopped reading
+	case c.state == stExchange && c.buffering:
+		c.refuse(408, "request body timed out")
+		c.progress()
 	case c.state == stHead && c.r == c.w:
 		c.close() // idle keep-alive connection
 	case c.state == stHead:
@@ -725,7 +951,7 @@ func (c *clientConn) expired() {
 		c.progress()
 	case c.state == stExchange && !c.out.empty():
 		c.close() // the client stopped reading
-	case c.state == stExchange && !c.reqDone && c.req.empty() && c.up != nil:
+	case c.state == stExchange && !c.reqDone && !c.reqStopped && c.req.empty() && c.up != nil:
 		c.abortRequest(408, "request read timed out")
 		c.progress()
 	case c.state == stExchange && c.up != nil:
@@ -751,6 +977,8 @@ func (c *clientConn) close() {
 		c.u.Release(0)
 		c.u = nil
 	}
+	c.dropBody()
+	c.rsp.reset(l)
 	l.unregister(c.fd)
 	last := len(l.clients) - 1
 	l.clients[c.idx] = l.clients[last]
@@ -769,7 +997,7 @@ func (c *clientConn) close() {
 // releaseIdle gives back the buffers of a connection waiting for its next
 // request, so idle keep-alive clients hold no memory beyond their state.
 func (c *clientConn) releaseIdle() {
-	if c.state != stHead || c.r != c.w || !c.out.empty() {
+	if c.state != stHead || c.r != c.w || !c.outputDone() {
 		return
 	}
 	if c.in != nil {

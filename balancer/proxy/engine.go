@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -44,6 +46,30 @@ type EngineOptions struct {
 	// UpstreamIdle closes pooled upstream connections idle this long. If
 	// zero, 30s.
 	UpstreamIdle time.Duration
+	// StreamRequests sends request bodies upstream as they arrive. If
+	// false (the default), a body is read whole before an upstream is
+	// picked, as nginx's proxy_request_buffering does, so that a slow
+	// client never holds a worker (a sync backend such as gunicorn's has
+	// only a few) and a buffered request can be retried on another
+	// upstream.
+	StreamRequests bool
+	// ClientBodyTimeout bounds the reading of one whole request body
+	// (408 beyond it); a stall within it is bounded by ReadHeaderTimeout.
+	// If zero, 120s.
+	ClientBodyTimeout time.Duration
+	// ResponseBuffer is the most of one answer held for a client that
+	// reads slower than the upstream sends, so that the upstream is
+	// released at once (nginx's proxy_buffering, up to its
+	// proxy_max_temp_file_size). If zero, 1 GiB; if negative, nothing is
+	// held beyond a buffer and the upstream waits for the client.
+	ResponseBuffer int64
+	// BufferMemory is how much of a buffered body, per connection and
+	// direction, is held in memory; the rest goes to an unlinked
+	// temporary file. If zero, 64 KiB.
+	BufferMemory int64
+	// TempDir holds the temporary files of buffered bodies. If empty,
+	// os.TempDir().
+	TempDir string
 }
 
 func (o *EngineOptions) defaults() {
@@ -68,6 +94,18 @@ func (o *EngineOptions) defaults() {
 	if o.UpstreamIdle <= 0 {
 		o.UpstreamIdle = 30 * time.Second
 	}
+	if o.ClientBodyTimeout <= 0 {
+		o.ClientBodyTimeout = 120 * time.Second
+	}
+	if o.ResponseBuffer == 0 {
+		o.ResponseBuffer = 1 << 30
+	}
+	if o.BufferMemory <= 0 {
+		o.BufferMemory = 64 << 10
+	}
+	if o.TempDir == "" {
+		o.TempDir = os.TempDir()
+	}
 }
 
 // Engine is the proxy's front end built the way nginx and HAProxy are: a
@@ -75,7 +113,6 @@ func (o *EngineOptions) defaults() {
 // clients, parse HTTP/1.1 heads in place, and relay bytes between client
 // and upstream sockets without a goroutine, a lock or an allocation per
 // request. Each loop pools its own keep-alive connections per upstream.
-// It proxies with the same rules as Handler, the fasthttp front end.
 type Engine struct {
 	pool *pool.Pool
 	obs  Observer
@@ -151,8 +188,7 @@ func listenerFile(ln net.Listener) (*os.File, error) {
 }
 
 // ShutdownWithContext stops accepting, closes idle connections, lets
-// requests in flight finish until ctx ends, then closes the rest. Its name
-// matches fasthttp.Server's, so either front end serves the balancer.
+// requests in flight finish until ctx ends, then closes the rest.
 func (e *Engine) ShutdownWithContext(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopping.Store(true)
@@ -425,7 +461,7 @@ func (l *loop) sweep() bool {
 	for i := 0; i < len(l.clients); {
 		c := l.clients[i]
 		switch {
-		case l.closing && c.state == stHead && c.r == c.w && c.out.empty():
+		case l.closing && c.state == stHead && c.r == c.w && c.outputDone():
 			c.close()
 		case c.deadline != 0 && l.now >= c.deadline:
 			c.expired()
@@ -563,6 +599,32 @@ func (l *loop) release(up *upConn, reusable bool) {
 	}
 	up.idleSince = l.now
 	p.idle = append(p.idle, up)
+}
+
+// pending reports whether an upstream connection whose answer is complete
+// still has bytes the balancer cannot account for: bytes beyond the
+// answer's length, or its close. Pooled, such a connection would hand the
+// stray bytes to the next client as its answer (nginx and HAProxy close
+// it too). Only a connection whose last read filled the buffer, or whose
+// peer closed, can hold them unseen (any other read was short and drained
+// the socket), so the common path pays no system call.
+func (l *loop) pending(up *upConn) bool {
+	if up.hup {
+		return true
+	}
+	if !up.readable {
+		return false
+	}
+	n, errno := rawPeek(up.fd)
+	if errno == syscall.EAGAIN {
+		up.readable = false
+		return false
+	}
+	if n > 0 {
+		l.e.log.Warn("upstream sent bytes after its answer, closing the connection",
+			"upstream", up.u.ID, "address", up.u.Address)
+	}
+	return true
 }
 
 func (l *loop) closeUp(up *upConn) {

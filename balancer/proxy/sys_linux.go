@@ -1,3 +1,5 @@
+//go:build linux
+
 package proxy
 
 import (
@@ -21,6 +23,15 @@ func rawRead(fd int, p []byte) (int, syscall.Errno) {
 		return 0, 0
 	}
 	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+	return int(n), e
+}
+
+// rawPeek looks at the next byte waiting on fd without taking it: 1 when
+// one is there, 0 at EOF, else EAGAIN or another error.
+func rawPeek(fd int) (int, syscall.Errno) {
+	var b [1]byte
+	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), 1,
+		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return int(n), e
 }
 

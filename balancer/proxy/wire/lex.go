@@ -563,12 +563,13 @@ func connectionLists(hdrs []byte, name []byte) bool {
 	return false
 }
 
-// Writer modes.
+// Writer modes: flags for what appendHeaders drops.
 const (
-	forRequest        = iota
-	forRequestNewHost // a request whose Host is written anew (absolute-form target)
-	forResponse
-	forResponseNoCL // a response whose Transfer-Encoding overrides its Content-Length
+	forRequest         = 0
+	forResponse        = 1 << iota // a response head; otherwise a request's
+	forResponseNoCL                // a response whose Transfer-Encoding overrides its Content-Length
+	forRequestNewHost              // a request whose Host is written anew (absolute-form target)
+	forRequestNoExpect             // a request whose body is sent whole: Expect is dropped
 )
 
 // appendHeaders appends the header lines of buf[start:end] that are to be
@@ -614,16 +615,18 @@ func keepHeader(buf []byte, start, end int, name, value []byte, conn *connTokens
 	case hTE:
 		return eqLower(value, "trailers")
 	case hForwardedFor, hForwardedProto, hForwardedHost, hRequestID:
-		return mode >= forResponse
+		return mode&forResponse != 0
 	case hContentLength:
 		// Never dropped for a Connection token: that would change the
 		// framing of the body forwarded after the head.
-		return mode != forResponseNoCL
+		return mode&forResponseNoCL == 0
 	case hTransferEncoding:
 		// A request's is written anew, as exactly "chunked".
-		return mode >= forResponse
+		return mode&forResponse != 0
 	case hHost:
-		return mode != forRequestNewHost
+		return mode&forRequestNewHost == 0
+	case hExpect:
+		return mode&forRequestNoExpect == 0
 	}
 	return !conn.names(buf, start, end, name)
 }

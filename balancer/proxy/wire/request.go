@@ -327,6 +327,9 @@ type Forward struct {
 	// Host is sent as Host when an HTTP/1.0 request has none (the
 	// address the client connected to, as nginx's $host falls back to).
 	Host []byte
+	// NoExpect drops "Expect: 100-continue": the proxy answered it itself
+	// and sends the body whole with the head.
+	NoExpect bool
 }
 
 // AppendRequest appends to dst the head to send upstream for the request
@@ -354,8 +357,14 @@ type Forward struct {
 //     unless both are empty;
 //   - the final "\r\n".
 //
-// Content-Length and Transfer-Encoding are kept as sent: the body follows
-// verbatim. With dst's capacity large enough it allocates nothing.
+// Content-Length is kept as sent; Transfer-Encoding is written as exactly
+// "Transfer-Encoding: chunked" after the other headers (the only coding
+// ParseRequest accepts), so a backend never sees a list it might read
+// another way; the body must then follow in canonical form
+// (ChunkedScanner.Filter). An absolute-form target goes as origin-form,
+// with "Host: <authority>" in place of the Host headers sent; with
+// f.NoExpect, "Expect: 100-continue" is dropped. With dst's capacity large
+// enough it allocates nothing.
 func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
 	dst = append(dst, h.Method...)
 	dst = append(dst, ' ')
@@ -371,18 +380,21 @@ func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
 		dst = append(dst, " HTTP/1.1\r\n"...)
 	}
 	mode := forRequest
+	if f.NoExpect && h.ExpectContinue {
+		mode |= forRequestNoExpect
+	}
 	switch {
 	case h.absolute:
 		dst = append(dst, "Host: "...)
 		dst = append(dst, h.Host...)
 		dst = append(dst, "\r\n"...)
-		mode = forRequestNewHost
+		mode |= forRequestNewHost
 	case h.Host == nil && len(f.Host) > 0:
 		dst = append(dst, "Host: "...)
 		dst = append(dst, f.Host...)
 		dst = append(dst, "\r\n"...)
 	}
-	if !h.rewrite && h.hdrOff <= h.hdrEnd && h.hdrEnd <= len(buf) {
+	if !h.rewrite && mode == forRequest && h.hdrOff <= h.hdrEnd && h.hdrEnd <= len(buf) {
 		dst = append(dst, buf[h.hdrOff:h.hdrEnd]...)
 	} else {
 		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, mode)

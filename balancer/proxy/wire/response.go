@@ -209,7 +209,7 @@ func AppendResponse(dst, buf []byte, h *ResponseHead, connection string) []byte 
 	} else {
 		mode := forResponse
 		if h.dropCL {
-			mode = forResponseNoCL
+			mode |= forResponseNoCL
 		}
 		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, mode)
 	}
