@@ -1,14 +1,16 @@
 // Package admin serves the admin API on its own listener: worker reports,
 // runtime scaling, rolling reloads, health and metrics, behind an optional
-// bearer token.
+// bearer token and a guard that keeps web pages out (see guard).
 package admin
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -19,8 +21,13 @@ import (
 
 // Options configures the admin API.
 type Options struct {
-	// Token, when not empty, is required as "Authorization: Bearer <token>".
+	// Token, when not empty, is required as "Authorization: Bearer <token>"
+	// (the scheme in any case).
 	Token string
+	// Addr is the admin listener's address (ADMIN_ADDR). When it binds
+	// loopback, or no token is set, the Host header must name loopback
+	// (see guard). Empty counts as loopback.
+	Addr string
 	// Strategy is reported by /admin/workers.
 	Strategy string
 	// Pool holds every upstream.
@@ -63,21 +70,33 @@ func New(o Options) http.Handler {
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { writeError(w, http.StatusNotFound, "no such admin path") })
-	return a.auth(mux)
+	return a.guard(a.auth(mux))
 }
 
-// auth checks the bearer token in constant time. A token anywhere else,
-// the query string included, does not count.
+// auth checks the bearer token. It compares SHA-256 digests in constant
+// time, so neither the token's bytes nor its length leak through timing.
+// A token anywhere else, the query string included, does not count.
 func (a *api) auth(next http.Handler) http.Handler {
-	want := []byte("Bearer " + a.Token)
+	want := sha256.Sum256([]byte(a.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.Token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+		if a.Token != "" && !tokenMatches(r.Header.Get("Authorization"), want) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="balancer admin"`)
 			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// tokenMatches reports whether an Authorization value is "Bearer <token>"
+// (the scheme in any case) for the token whose digest is want.
+func tokenMatches(authorization string, want [sha256.Size]byte) bool {
+	scheme, token, ok := strings.Cut(authorization, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	got := sha256.Sum256([]byte(strings.TrimLeft(token, " ")))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
 // only answers 405 to methods other than method.
