@@ -25,6 +25,10 @@ type Worker struct {
 	StartedAt     string    `json:"started_at"`
 	Memory        Memory    `json:"memory"`
 	OverThreshold bool      `json:"over_threshold"`
+	// LastExit and LastOutput: the slot's latest unrequested exit and the
+	// last line that process wrote.
+	LastExit   string `json:"last_exit,omitempty"`
+	LastOutput string `json:"last_output,omitempty"`
 }
 
 // Memory is a worker's memory report; runtime fields only for kit workers.
@@ -73,6 +77,10 @@ func (a *api) report() Report {
 		if v.Retiring && wk.State != pool.Stopped.String() {
 			wk.State = pool.Draining.String()
 		}
+		if v.CrashLoop {
+			wk.State = pool.CrashLoop.String()
+		}
+		wk.LastExit, wk.LastOutput = v.LastExit, v.LastOutput
 		r.add(wk)
 	}
 	rss, _ := protocol.ReadRSS(os.Getpid())

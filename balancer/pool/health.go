@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"net"
 	"strings"
 	"time"
 
@@ -25,8 +26,10 @@ type CheckOptions struct {
 	// HealthyThreshold good probes in a row bring an unhealthy one back.
 	HealthyThreshold int
 	// StartProbe is the time between probes while an upstream is Starting,
-	// so a new worker joins soon after its first healthy answer. If zero,
-	// 25ms.
+	// so a new worker joins soon after its first healthy answer. The first
+	// quickProbes come five times as often, since most workers answer
+	// within a few milliseconds and a replacement for a recycled worker
+	// should take over as soon as it can. If zero, 25ms.
 	StartProbe time.Duration
 	// MemoryInterval is the time between memory samples (MEMORY_REPORT_INTERVAL).
 	MemoryInterval time.Duration
@@ -67,7 +70,12 @@ type probe struct {
 	fails, oks int
 	lastOK     bool
 	nextMemory time.Time
+	starts     int // probes while Starting
 }
+
+// quickProbes is how many probes of a Starting upstream come at a fifth of
+// StartProbe: its first 100ms by default.
+const quickProbes = 20
 
 // Watch probes u until ctx ends or u is Stopped. Run it on its own goroutine.
 func (c *Checker) Watch(ctx context.Context, u *Upstream) {
@@ -76,8 +84,12 @@ func (c *Checker) Watch(ctx context.Context, u *Upstream) {
 		pr.report = probeClient("unix:"+u.ReportSocket, c.opts.Timeout)
 	}
 	defer pr.close()
-	c.sampleMemory(pr)
-	t := time.NewTimer(c.opts.StartProbe)
+	// No sample at spawn: a process that has just exec'd has almost no
+	// RSS yet, and that near-zero number would be logged and reported as
+	// its memory. The first sample is taken when it turns Healthy, or
+	// after one interval for a worker slow to start.
+	pr.nextMemory = time.Now().Add(c.opts.MemoryInterval)
+	t := time.NewTimer(c.wait(pr))
 	defer t.Stop()
 	for {
 		select {
@@ -99,21 +111,44 @@ func (c *Checker) Watch(ctx context.Context, u *Upstream) {
 		// Probes keep a fixed cadence from their start, so a hung upstream
 		// is out after UnhealthyThreshold intervals, not intervals plus
 		// timeouts.
-		t.Reset(max(c.wait(u)-time.Since(start), time.Millisecond))
+		t.Reset(max(c.wait(pr)-time.Since(start), time.Millisecond))
 	}
 }
 
-func (c *Checker) wait(u *Upstream) time.Duration {
-	if u.State() == Starting {
+func (c *Checker) wait(pr *probe) time.Duration {
+	if pr.u.State() == Starting {
+		if pr.starts++; pr.starts <= quickProbes {
+			return c.opts.StartProbe / 5
+		}
 		return c.opts.StartProbe
 	}
 	return c.opts.Interval
 }
 
+// probeClient returns the client that probes address, which is
+// "unix:/path" or "host:port": one keep-alive connection, small buffers,
+// and every read, write and dial bounded by timeout.
 func probeClient(address string, timeout time.Duration) *fasthttp.HostClient {
-	hc := newClient(address, ClientOptions{Timeout: timeout, MaxConns: 1, IdleTime: time.Minute, ReadBufferSize: 4096})
-	hc.MaxResponseBodySize = 1 << 20
-	return hc
+	network, target := "tcp", address
+	if p, ok := strings.CutPrefix(address, "unix:"); ok {
+		network, target = "unix", p
+	}
+	return &fasthttp.HostClient{
+		Addr:                      target,
+		Name:                      "-",
+		NoDefaultUserAgentHeader:  true,
+		DisablePathNormalizing:    true,
+		MaxIdemponentCallAttempts: 1,
+		ReadTimeout:               timeout,
+		WriteTimeout:              timeout,
+		MaxIdleConnDuration:       time.Minute,
+		MaxConns:                  1,
+		ReadBufferSize:            4096,
+		MaxResponseBodySize:       1 << 20,
+		Dial: func(string) (net.Conn, error) {
+			return net.DialTimeout(network, target, DialTimeout(timeout))
+		},
+	}
 }
 
 func (pr *probe) close() {
@@ -154,15 +189,15 @@ func (c *Checker) apply(pr *probe, ok bool) {
 		pr.oks, pr.fails = 0, pr.fails+1
 	}
 	u := pr.u
-	switch u.State() {
+	switch s := u.State(); s {
 	case Starting:
 		if ok && u.Transition(Starting, Healthy) {
 			pr.oks = c.opts.HealthyThreshold
 			pr.nextMemory = time.Time{} // sample the running worker now
 			c.call(c.hooks.Ready, u)
 		}
-	case Healthy:
-		c.markUnhealthy(pr, Healthy)
+	case Healthy, Recycling:
+		c.markUnhealthy(pr, s)
 	case Unhealthy:
 		if pr.oks >= c.opts.HealthyThreshold && u.Transition(Unhealthy, Healthy) {
 			c.log.Info("upstream healthy again", "upstream", u.Address, "id", u.ID)
@@ -210,8 +245,8 @@ func (c *Checker) sampleMemory(pr *probe) {
 		c.fetchReport(pr, m)
 	}
 	rss, err := protocol.ReadRSS(pr.u.PID)
-	if err != nil {
-		return // the process is gone; its exit is reaped elsewhere
+	if err != nil || rss == 0 {
+		return // the process is gone (a zombie has no RSS); its exit is reaped elsewhere
 	}
 	m.RSSBytes = rss
 	m.ReportedAt = time.Now().UTC()

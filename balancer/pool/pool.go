@@ -50,6 +50,7 @@ type Pool struct {
 	outlier  OutlierOptions
 	log      hclog.Logger
 	panicked atomic.Bool
+	noEject  atomic.Bool // the "not ejecting" warning was logged
 
 	// OnEject, when set, is called once for each passive ejection.
 	OnEject func(u *Upstream)
@@ -81,9 +82,10 @@ func (p *Pool) Healthy() int {
 }
 
 // Pick selects an upstream not in tried and counts a request in flight on
-// it; the caller must Release it. When no healthy upstream is left but some
-// are passively ejected, it routes to those rather than fail (Envoy's panic
-// mode) and logs that once. It returns nil when nothing can take the request.
+// it; the caller must Release it. When no healthy upstream is left it
+// routes to a Recycling one (healthy, only past its request limit), else to
+// a passively ejected one rather than fail (Envoy's panic mode, logged
+// once). It returns nil when nothing can take the request.
 func (p *Pool) Pick(tried Tried) *Upstream {
 	ups := p.Upstreams()
 	for range len(ups) + 1 {
@@ -98,7 +100,21 @@ func (p *Pool) Pick(tried Tried) *Upstream {
 			return u
 		}
 	}
+	if u := pickRecycling(ups, tried); u != nil {
+		return u
+	}
 	return p.pickEjected(ups, tried)
+}
+
+// pickRecycling keeps a worker past its request limit serving while it is
+// the only one left, as its replacement starts.
+func pickRecycling(ups []*Upstream, tried Tried) *Upstream {
+	for _, u := range ups {
+		if u.State() == Recycling && !tried.Has(u) && u.acquireIn(Recycling) {
+			return u
+		}
+	}
+	return nil
 }
 
 func (p *Pool) pickEjected(ups []*Upstream, tried Tried) *Upstream {
@@ -131,7 +147,7 @@ func (p *Pool) ReportFailure(u *Upstream) {
 }
 
 func (p *Pool) eject(u *Upstream) {
-	if !p.mayEject() {
+	if u.State() != Healthy || !p.mayEject() {
 		return
 	}
 	if !u.Transition(Healthy, Ejected) {
@@ -164,9 +180,16 @@ func (p *Pool) mayEject() bool {
 	}
 	limit := max(1, len(ups)*p.outlier.MaxEjectedPercent/100)
 	if healthy <= 1 || ejected+1 > limit {
-		p.log.Warn("not ejecting: too few upstreams would remain, routing to all",
-			"healthy", healthy, "ejected", ejected)
+		// Once per change, not per failed request: while the pool stays
+		// this small every failure past the threshold asks again.
+		if p.noEject.CompareAndSwap(false, true) {
+			p.log.Warn("not ejecting: too few upstreams would remain, routing to all",
+				"healthy", healthy, "ejected", ejected)
+		}
 		return false
+	}
+	if p.noEject.Load() {
+		p.noEject.Store(false)
 	}
 	return true
 }

@@ -4,12 +4,8 @@
 package pool
 
 import (
-	"net"
-	"strings"
 	"sync/atomic"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/procbal/procbal/shared/protocol"
 )
@@ -25,9 +21,18 @@ const (
 	Ejected
 	Draining
 	Stopped
+	// Recycling: past its MAX_REQUESTS, out of rotation while its
+	// replacement starts; still probed, and still routed to when no
+	// Healthy upstream is left.
+	Recycling
+	// CrashLoop names a local worker slot whose processes keep failing
+	// (/admin/workers). The supervisor reports it; no upstream in the pool
+	// is ever in it.
+	CrashLoop
 )
 
-var stateNames = [...]string{"starting", "healthy", "unhealthy", "ejected", "draining", "stopped"}
+var stateNames = [...]string{"starting", "healthy", "unhealthy", "ejected", "draining", "stopped",
+	"recycling", "crash_loop"}
 
 func (s State) String() string {
 	if s < 0 || int(s) >= len(stateNames) {
@@ -59,9 +64,6 @@ type Upstream struct {
 	PID int
 	// ReportSocket is the worker kit's report socket, empty when none.
 	ReportSocket string
-	// Client carries proxied requests; one per upstream, pooling its own
-	// keep-alive connections.
-	Client *fasthttp.HostClient
 	// StartedAt is when the process was spawned or the upstream added.
 	StartedAt time.Time
 
@@ -75,26 +77,14 @@ type Upstream struct {
 	statusClass  [6]atomic.Uint64
 	memory       atomic.Pointer[protocol.MemoryReport]
 	overLimit    atomic.Bool
-}
-
-// ClientOptions sets the per-upstream client limits.
-type ClientOptions struct {
-	// Timeout bounds each read and write to the upstream (UPSTREAM_TIMEOUT).
-	Timeout time.Duration
-	// MaxConns bounds the keep-alive pool. If zero, fasthttp's default.
-	MaxConns int
-	// IdleTime closes pooled connections idle this long. If zero, 30s.
-	IdleTime time.Duration
-	// ReadBufferSize bounds upstream response headers. If zero, 64 KiB.
-	ReadBufferSize int
+	requestLimit atomic.Uint64    // 0: off
+	limitSignal  chan<- *Upstream // set before the upstream is published
 }
 
 // NewUpstream returns an upstream in state Starting for address, which is
 // "unix:/path" or "host:port".
-func NewUpstream(id int, kind Kind, address string, o ClientOptions) *Upstream {
-	u := &Upstream{ID: id, Kind: kind, Address: address, StartedAt: time.Now()}
-	u.Client = newClient(address, o)
-	return u
+func NewUpstream(id int, kind Kind, address string) *Upstream {
+	return &Upstream{ID: id, Kind: kind, Address: address, StartedAt: time.Now()}
 }
 
 // DialError marks a failure to connect: nothing reached the upstream, so the
@@ -103,41 +93,6 @@ type DialError struct{ Err error }
 
 func (e *DialError) Error() string { return "dialing upstream: " + e.Err.Error() }
 func (e *DialError) Unwrap() error { return e.Err }
-
-func newClient(address string, o ClientOptions) *fasthttp.HostClient {
-	if o.IdleTime <= 0 {
-		o.IdleTime = 30 * time.Second
-	}
-	if o.ReadBufferSize <= 0 {
-		o.ReadBufferSize = 64 << 10
-	}
-	hc := &fasthttp.HostClient{
-		Addr:                      address,
-		Name:                      "-",
-		NoDefaultUserAgentHeader:  true,
-		DisablePathNormalizing:    true,
-		MaxIdemponentCallAttempts: 1,
-		ReadTimeout:               o.Timeout,
-		WriteTimeout:              o.Timeout,
-		MaxIdleConnDuration:       o.IdleTime,
-		MaxConns:                  o.MaxConns,
-		ReadBufferSize:            o.ReadBufferSize,
-		ConnPoolStrategy:          fasthttp.LIFO,
-	}
-	network, target := "tcp", address
-	if p, ok := strings.CutPrefix(address, "unix:"); ok {
-		network, target = "unix", p
-		hc.Addr = p
-	}
-	hc.Dial = func(string) (net.Conn, error) {
-		c, err := net.DialTimeout(network, target, DialTimeout(o.Timeout))
-		if err != nil {
-			return nil, &DialError{Err: err}
-		}
-		return c, nil
-	}
-	return hc
-}
 
 // DialTimeout bounds connecting to an upstream: UPSTREAM_TIMEOUT, at most 3s.
 func DialTimeout(upstream time.Duration) time.Duration {
@@ -194,13 +149,44 @@ func (u *Upstream) Acquire() bool {
 // pool uses it when it routes to ejected upstreams as a last resort.
 func (u *Upstream) AcquireAny() { u.inflight.Add(1) }
 
+// acquireIn is Acquire for an upstream in state s: the pool's fallback to
+// Recycling upstreams, checked after counting for the same reason.
+func (u *Upstream) acquireIn(s State) bool {
+	u.inflight.Add(1)
+	if u.State() == s {
+		return true
+	}
+	u.inflight.Add(-1)
+	return false
+}
+
 // Release ends a request counted by Acquire, recording its status code, or
-// 0 when it failed before an answer.
+// 0 when it failed before an answer. The request that brings the count to
+// the limit set by WatchRequests signals it: one compare, no lock.
 func (u *Upstream) Release(status int) {
 	u.inflight.Add(-1)
-	u.requests.Add(1)
+	if u.requests.Add(1) == u.requestLimit.Load() {
+		u.signalLimit()
+	}
 	if c := status / 100; c > 0 && c < len(u.statusClass) {
 		u.statusClass[c].Add(1)
+	}
+}
+
+// WatchRequests makes the request that brings the count to limit send u on
+// signal, without blocking: a full channel drops the signal, so the
+// receiver must also poll Requests. A limit of 0 turns it off. Call it
+// before the upstream is published; the request path reads signal without
+// synchronisation of its own.
+func (u *Upstream) WatchRequests(limit uint64, signal chan<- *Upstream) {
+	u.limitSignal = signal
+	u.requestLimit.Store(limit)
+}
+
+func (u *Upstream) signalLimit() {
+	select {
+	case u.limitSignal <- u:
+	default:
 	}
 }
 

@@ -3,12 +3,17 @@ package supervisor
 import (
 	"errors"
 	"os"
-	"os/exec"
 	"syscall"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+
 	"github.com/procbal/procbal/balancer/pool"
 )
+
+// crashLoopLogEvery bounds the crash loop error to one line per slot in
+// this time; each try in between is logged at debug.
+const crashLoopLogEvery = time.Minute
 
 // startSlot creates slot id and spawns its first worker.
 func (s *Supervisor) startSlot(id int) *slot {
@@ -23,20 +28,36 @@ func (s *Supervisor) startSlot(id int) *slot {
 func (s *Supervisor) spawnInto(sl *slot, replacement bool) {
 	p, err := s.spawn(sl)
 	if err != nil {
-		s.log.Error("starting worker failed", "worker_id", sl.id, "error", err)
-		if replacement {
-			s.swapFailed(sl, err)
-			return
-		}
-		sl.crashes++
-		s.scheduleRespawn(sl)
+		s.spawnFailed(sl, err, replacement)
 		return
 	}
+	// Before publish: the request path reads what WatchRequests sets.
+	p.up.WatchRequests(p.maxRequests, s.limits)
 	if replacement {
 		sl.next = p
 	} else {
 		sl.cur = p
 	}
+	s.publish()
+}
+
+// spawnFailed handles a worker that could not be started: a replacement's
+// failure ends its swap; a serving process's is a crash that backs off.
+func (s *Supervisor) spawnFailed(sl *slot, err error, replacement bool) {
+	if replacement {
+		s.log.Error("starting worker failed", "worker_id", sl.id, "error", err)
+		s.swapFailed(sl, err)
+		return
+	}
+	sl.crashes++
+	sl.lastExit, sl.lastOutput = "not started: "+err.Error(), ""
+	level := hclog.Error
+	if sl.crashLooping() {
+		level = hclog.Debug
+	}
+	s.log.Log(level, "starting worker failed", "worker_id", sl.id, "error", err)
+	s.reportCrashLoop(sl)
+	s.scheduleRespawn(sl)
 	s.publish()
 }
 
@@ -51,11 +72,18 @@ func (s *Supervisor) onReady(u *pool.Upstream) {
 	if p == nil || p.exited || p.stopping {
 		return
 	}
-	p.ready = true
-	p.log.Info("worker ready", "after", time.Since(p.started).Round(time.Millisecond))
-	if sl := p.slot; p == sl.next {
-		s.swap(sl)
+	sl := p.slot
+	args := []any{"after", time.Since(p.started).Round(time.Millisecond)}
+	if sl.crashLooping() {
+		args = append(args, "crashes_before", sl.crashes) // the crash loop is over
 	}
+	p.ready = true
+	p.log.Info("worker ready", args...)
+	if p == sl.next {
+		s.swap(sl)
+		s.checkRecycle() // the next slot's turn
+	}
+	s.retireSpent()
 	s.publish()
 }
 
@@ -160,6 +188,9 @@ func (s *Supervisor) signal(p *proc, sig syscall.Signal) {
 	if p.exited {
 		return
 	}
+	if sig == syscall.SIGKILL {
+		p.killed = true
+	}
 	if err := syscall.Kill(-p.pid, sig); err != nil {
 		_ = syscall.Kill(p.pid, sig)
 	}
@@ -180,13 +211,19 @@ func (s *Supervisor) onExit(p *proc, err error) {
 	sl := p.slot
 	wasCur, wasNext := p == sl.cur, p == sl.next
 	sl.forget(p)
-	s.logExit(p, err)
+	if !p.stopping && !s.stopping {
+		sl.lastExit, sl.lastOutput = exitText(err), p.lastOutput()
+	}
 	switch {
 	case s.stopping:
+		s.logExit(p, err, false)
 	case wasNext:
+		s.logExit(p, err, false)
 		s.swapFailed(sl, errors.New("replacement exited before it was healthy"))
 	case wasCur && !p.stopping:
-		s.crashed(sl, p)
+		s.crashed(sl, p, err)
+	default:
+		s.logExit(p, err, false)
 	}
 	if sl.retiring && len(sl.procs()) == 0 {
 		delete(s.slots, sl.id)
@@ -195,8 +232,11 @@ func (s *Supervisor) onExit(p *proc, err error) {
 	s.checkStopped()
 }
 
-// crashed schedules the respawn of a serving worker that died.
-func (s *Supervisor) crashed(sl *slot, p *proc) {
+// crashed logs the exit of a serving worker that died and schedules its
+// respawn. In a crash loop each failed boot is logged at debug, and the
+// loop as one error a minute; a worker that got to serve before it died
+// is always logged, as the backoff bounds how often that can happen.
+func (s *Supervisor) crashed(sl *slot, p *proc, err error) {
 	if time.Since(p.started) >= s.cfg.StablePeriod {
 		sl.crashes = 0
 	}
@@ -204,15 +244,31 @@ func (s *Supervisor) crashed(sl *slot, p *proc) {
 	sl.restarts++
 	sl.cause = CauseCrash
 	s.restarts.add(CauseCrash)
+	s.logExit(p, err, sl.crashLooping() && !p.ready)
+	s.reportCrashLoop(sl)
 	if !sl.retiring {
 		s.scheduleRespawn(sl)
 	}
 }
 
+// reportCrashLoop logs, at most once a minute per slot, that its worker
+// keeps failing: what the last one did and said, and the current backoff.
+// gunicorn halts after a worker fails to boot and PM2 gives up after
+// max_restarts; we keep trying, backing off, so a fix on disk (or a
+// dependency coming up) brings the worker back without an operator.
+func (s *Supervisor) reportCrashLoop(sl *slot) {
+	if !sl.crashLooping() || time.Since(sl.loopLogged) < crashLoopLogEvery {
+		return
+	}
+	sl.loopLogged = time.Now()
+	s.log.Error("worker crash loop, respawning with backoff", "worker_id", sl.id, "crashes", sl.crashes,
+		"backoff", backoff(sl.crashes), "last_exit", sl.lastExit, "last_output", sl.lastOutput)
+}
+
 func (s *Supervisor) scheduleRespawn(sl *slot) {
 	d := backoff(sl.crashes)
 	if d > 0 {
-		s.log.Warn("respawning worker after backoff", "worker_id", sl.id, "backoff", d, "crashes", sl.crashes)
+		s.log.Debug("respawning worker after backoff", "worker_id", sl.id, "backoff", d, "crashes", sl.crashes)
 	}
 	if sl.respawn != nil {
 		sl.respawn.Stop()
@@ -224,30 +280,4 @@ func (s *Supervisor) scheduleRespawn(sl *slot) {
 		}
 		s.spawnInto(sl, false)
 	})
-}
-
-// logExit says how a worker ended: signal or exit code, and what that
-// likely means.
-func (s *Supervisor) logExit(p *proc, err error) {
-	ran := time.Since(p.started).Round(time.Millisecond)
-	var ee *exec.ExitError
-	if err == nil {
-		p.log.Info("worker exited", "code", 0, "ran", ran, "requested", p.stopping)
-		return
-	}
-	if !errors.As(err, &ee) {
-		p.log.Error("waiting for worker failed", "error", err)
-		return
-	}
-	ws, _ := ee.Sys().(syscall.WaitStatus)
-	switch {
-	case ws.Signaled() && ws.Signal() == syscall.SIGKILL && !p.stopping:
-		p.log.Error("worker killed by signal, perhaps out of memory", "signal", ws.Signal().String(), "ran", ran)
-	case ws.Signaled():
-		p.log.Warn("worker killed by signal", "signal", ws.Signal().String(), "ran", ran, "requested", p.stopping)
-	case !p.ready:
-		p.log.Error("worker exited before it was ready", "code", ws.ExitStatus(), "ran", ran)
-	default:
-		p.log.Warn("worker exited", "code", ws.ExitStatus(), "ran", ran, "requested", p.stopping)
-	}
 }

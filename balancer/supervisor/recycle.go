@@ -76,37 +76,146 @@ func (s *Supervisor) requestLimit() uint64 {
 	return uint64(n + rand.IntN(n/10+1))
 }
 
-// checkRecycle replaces, one slot at a time and replacement first, the
-// workers over MAX_MEMORY_RESTART_MB or MAX_REQUESTS. It leaves workers
-// alone while a scale or reload runs.
+// checkRecycle is the periodic pass: it recycles the workers past
+// MAX_REQUESTS whose signal was missed (onRequestLimit handles the rest at
+// once) and those over MAX_MEMORY_RESTART_MB.
 func (s *Supervisor) checkRecycle() {
-	if s.stopping || s.busy || (s.cfg.MaxMemoryMB <= 0 && s.cfg.MaxRequests <= 0) {
+	if s.cfg.MaxMemoryMB <= 0 && s.cfg.MaxRequests <= 0 {
 		return
 	}
 	for _, sl := range s.slots {
-		if sl.next != nil {
-			return // a replacement is starting; wait for it
+		if p := sl.cur; p != nil && p.maxRequests > 0 && p.up.Requests() >= p.maxRequests && s.mayRecycle(p) {
+			s.recycle(p, CauseMaxRequests, p.up.Requests())
 		}
+	}
+	s.checkMemory()
+}
+
+// onRequestLimit recycles a worker as soon as its request count reaches
+// its MAX_REQUESTS: the request path signals the crossing (see
+// pool.Upstream.WatchRequests). When it may not be recycled now,
+// checkRecycle tries again later.
+func (s *Supervisor) onRequestLimit(u *pool.Upstream) {
+	if p := s.procs[u]; p != nil && s.mayRecycle(p) {
+		s.recycle(p, CauseMaxRequests, u.Requests())
+	}
+}
+
+// checkMemory recycles one worker over MAX_MEMORY_RESTART_MB.
+func (s *Supervisor) checkMemory() {
+	if s.cfg.MaxMemoryMB <= 0 {
+		return
+	}
+	limit := uint64(s.cfg.MaxMemoryMB) << 20
+	for _, sl := range s.slots {
 		p := sl.cur
-		if sl.retiring || p == nil || !p.ready || p.stopping {
+		if p == nil || !s.mayRecycle(p) {
 			continue
 		}
-		if cause, detail := s.recycleCause(p); cause != "" {
-			p.log.Info("recycling worker", "cause", cause, "detail", detail)
-			s.replace(sl, cause, nil)
-			return // one at a time; the next tick takes the next one
+		if m := p.up.Memory(); m != nil && m.RSSBytes > limit {
+			s.recycleForMemory(p, m.RSSBytes)
+			return
 		}
 	}
 }
 
-func (s *Supervisor) recycleCause(p *proc) (string, any) {
-	if p.maxRequests > 0 && p.up.Requests() >= p.maxRequests {
-		return CauseMaxRequests, p.up.Requests()
+// mayRecycle reports whether p may be recycled now: it serves its slot
+// and is ready, no scale, reload or shutdown runs, no replacement is
+// starting in any slot, and the slot's recycle backoff is over.
+//
+// One slot at a time: a replacement needs memory and CPU too, and workers
+// that reach MAX_REQUESTS together (round robin keeps them in step) are
+// set apart by it. Each keeps serving, in rotation, until its turn; the
+// next turn starts as soon as a replacement is ready (onReady).
+func (s *Supervisor) mayRecycle(p *proc) bool {
+	sl := p.slot
+	if s.stopping || s.busy || sl.retiring || p != sl.cur || !p.ready || p.stopping || s.replacing() {
+		return false
 	}
-	if s.cfg.MaxMemoryMB > 0 {
-		if m := p.up.Memory(); m != nil && m.RSSBytes > uint64(s.cfg.MaxMemoryMB)<<20 {
-			return CauseMemory, m.RSSBytes
+	since := time.Since(sl.lastRecycle)
+	if since >= s.cfg.StablePeriod {
+		sl.recycles = 0 // forgiven, as crashes are
+	}
+	return since >= backoff(sl.recycles+1)
+}
+
+// replacing reports whether a replacement is starting in any slot.
+func (s *Supervisor) replacing() bool {
+	for _, sl := range s.slots {
+		if sl.next != nil {
+			return true
 		}
 	}
-	return "", nil
+	return false
+}
+
+// recycleForMemory recycles p for its RSS. Memory recycles back off like
+// crashes: a limit below what a fresh worker needs would otherwise replace
+// it several times a second, forever. PM2 restarts such a worker at every
+// check too; we say once that the limit cannot be met, and back off to one
+// recycle every 30s.
+func (s *Supervisor) recycleForMemory(p *proc, rss uint64) {
+	sl := p.slot
+	if sl.recycles > 0 && time.Since(p.started) < s.cfg.StablePeriod {
+		// Its predecessor was recycled moments ago, and this one is over
+		// the limit already.
+		s.logFootprint(rss)
+	}
+	sl.recycles++
+	s.recycle(p, CauseMemory, rss)
+}
+
+// logFootprint logs, once, that MAX_MEMORY_RESTART_MB is below a fresh
+// worker's RSS.
+func (s *Supervisor) logFootprint(rss uint64) {
+	if s.footprint {
+		return
+	}
+	s.footprint = true
+	s.log.Error("memory restart limit is below a fresh worker's footprint, recycling backs off",
+		"setting", "MAX_MEMORY_RESTART_MB", "limit_mb", s.cfg.MaxMemoryMB, "rss_mb", rss>>20)
+}
+
+// recycle replaces p, replacement first. A worker past MAX_REQUESTS leaves
+// rotation at once while another upstream is healthy (retireSpent), as
+// gunicorn's worker stops accepting at max_requests.
+func (s *Supervisor) recycle(p *proc, cause string, detail any) {
+	sl := p.slot
+	p.log.Info("recycling worker", "cause", cause, "detail", detail)
+	p.spent = cause == CauseMaxRequests
+	s.replace(sl, cause, func(err error) { s.recycled(sl, p, err) })
+	s.retireSpent()
+}
+
+// recycled ends a recycle: the slot's backoff counts from now. After a
+// failed replacement the old worker serves on, back in rotation, and the
+// next try backs off.
+func (s *Supervisor) recycled(sl *slot, p *proc, err error) {
+	sl.lastRecycle = time.Now()
+	if err == nil {
+		return
+	}
+	sl.recycles++
+	p.spent = false
+	p.up.Transition(pool.Recycling, pool.Healthy)
+	p.log.Warn("recycling failed, worker keeps serving", "error", err)
+}
+
+// retireSpent takes the workers past MAX_REQUESTS whose replacement is
+// starting out of rotation, as long as another upstream stays healthy:
+// the last one keeps serving (and the pool falls back to Recycling
+// upstreams should the others fail meanwhile).
+func (s *Supervisor) retireSpent() {
+	for _, sl := range s.slots {
+		p := sl.cur
+		if p == nil || !p.spent || sl.next == nil || p.up.State() != pool.Healthy {
+			continue
+		}
+		if s.pool.Healthy() < 2 {
+			return
+		}
+		if p.up.Transition(pool.Healthy, pool.Recycling) {
+			p.log.Debug("worker out of rotation while its replacement starts")
+		}
+	}
 }

@@ -6,6 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -13,17 +17,72 @@ import (
 // maxLine bounds one relayed line; the rest of a longer line is dropped.
 const maxLine = 16 << 10
 
+// maxShown bounds the last output line kept for /admin/workers.
+const maxShown = 512
+
+// relayWait bounds how long a reaped worker's exit waits for the relays to
+// reach the end of its output: a helper it left running may hold the
+// pipes open.
+const relayWait = 200 * time.Millisecond
+
+// lastLine holds the latest line a process wrote; safe for concurrent use.
+type lastLine struct{ p atomic.Pointer[string] }
+
+func (l *lastLine) set(line []byte) {
+	s := string(line[:min(len(line), maxShown)])
+	l.p.Store(&s)
+}
+
+// String returns the line, empty before the first.
+func (l *lastLine) String() string {
+	if s := l.p.Load(); s != nil {
+		return *s
+	}
+	return ""
+}
+
+// relayOutput relays the process's stdout and stderr and returns a
+// channel closed once both have ended.
+func relayOutput(p *proc, stdout, stderr *os.File) <-chan struct{} {
+	var wg sync.WaitGroup
+	wg.Add(2)
+	relayTo := func(r *os.File, stream string, last *lastLine) {
+		defer wg.Done()
+		relay(r, p.log, stream, last)
+	}
+	go relayTo(stdout, "stdout", &p.stdout)
+	go relayTo(stderr, "stderr", &p.stderr)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
+}
+
+// reap waits for the process to exit and for its last lines, then hands
+// the exit to the loop.
+func (s *Supervisor) reap(p *proc, relayed <-chan struct{}) {
+	err := p.cmd.Wait()
+	select {
+	case <-relayed:
+	case <-time.After(relayWait):
+	}
+	s.send(func() { s.onExit(p, err) })
+}
+
 // relay re-emits each line a worker writes through its logger: JSON lines
 // from hclog workers at their own level with their fields, other lines as
-// they are, at info (go-plugin's logStderr).
-func relay(r io.ReadCloser, log hclog.Logger, stream string) {
+// they are, at info (go-plugin's logStderr). The last line not empty goes
+// to last, when not nil.
+func relay(r io.ReadCloser, log hclog.Logger, stream string, last *lastLine) {
 	defer r.Close()
 	br := bufio.NewReaderSize(r, maxLine)
 	for {
 		line, err := br.ReadSlice('\n')
 		truncated := errors.Is(err, bufio.ErrBufferFull)
-		if len(line) > 0 {
-			emit(log, stream, bytes.TrimRight(line, "\r\n"), truncated)
+		if line = bytes.TrimRight(line, "\r\n"); len(line) > 0 {
+			emit(log, stream, line, truncated)
+			if last != nil {
+				last.set(line)
+			}
 		}
 		if truncated {
 			skipRest(br)

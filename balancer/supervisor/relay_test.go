@@ -16,7 +16,7 @@ func TestRelayLevelsFieldsAndLineBound(t *testing.T) {
 	long := strings.Repeat("y", maxLine*3)
 	in := `{"@level":"error","@message":"boom","@timestamp":"x","code":7}` + "\n" +
 		"plain text\r\n" + long + "\nafter the long one\n" + "no newline at the end"
-	relay(io.NopCloser(strings.NewReader(in)), log, "stderr")
+	relay(io.NopCloser(strings.NewReader(in)), log, "stderr", nil)
 	got := out.String()
 	lines := strings.Split(strings.TrimSpace(got), "\n")
 	if len(lines) != 5 {

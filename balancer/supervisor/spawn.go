@@ -7,7 +7,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -37,13 +39,9 @@ func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 	}
 	p.cmd, p.pid, p.started = cmd, cmd.Process.Pid, time.Now()
 	p.log = s.log.Named("worker").With("worker_id", sl.id, "pid", p.pid)
-	go relay(stdout, p.log, "stdout")
-	go relay(stderr, p.log, "stderr")
+	relayed := relayOutput(p, stdout, stderr)
 	s.track(p)
-	go func() {
-		err := cmd.Wait()
-		s.send(func() { s.onExit(p, err) })
-	}()
+	go s.reap(p, relayed)
 	return p, nil
 }
 
@@ -76,7 +74,7 @@ func startWithPipes(cmd *exec.Cmd) (stdout, stderr *os.File, err error) {
 // track makes the process's upstream, starts its checker and arms the
 // start timeout.
 func (s *Supervisor) track(p *proc) {
-	u := pool.NewUpstream(p.slot.id, pool.Local, "unix:"+p.socket, s.cfg.Client)
+	u := pool.NewUpstream(p.slot.id, pool.Local, "unix:"+p.socket)
 	u.PID, u.ReportSocket, u.StartedAt = p.pid, p.report, p.started
 	p.up = u
 	p.slot.last = u
@@ -88,21 +86,44 @@ func (s *Supervisor) track(p *proc) {
 	p.log.Info("worker started", "socket", p.socket)
 }
 
-// workerEnv is the balancer's environment plus the worker contract.
+// secretEnv names the balancer's own secrets, which workers never inherit:
+// with ADMIN_TOKEN, application code could scale or reload the balancer.
+// STICKY_SECRET is denied ahead of the setting that will use it.
+var secretEnv = []string{"ADMIN_TOKEN", "STICKY_SECRET"}
+
+// workerEnv is the balancer's environment, less its secrets and the
+// variables EnvDeny names, plus the worker contract.
 func (s *Supervisor) workerEnv(id int, p *proc) []string {
-	env := append(os.Environ(),
+	env := append(s.inheritedEnv(),
 		protocol.EnvSocket+"="+p.socket,
 		protocol.EnvReportSocket+"="+p.report,
 		protocol.EnvID+"="+strconv.Itoa(id),
 		protocol.EnvHealthPath+"="+s.cfg.HealthPath,
 	)
-	if os.Getenv("GOMAXPROCS") == "" {
-		// An operator's GOMAXPROCS is inherited; else each Go worker gets
-		// its share of the cores.
+	if !hasValue(env, "GOMAXPROCS") {
+		// An operator's GOMAXPROCS is inherited (unless denied); else each
+		// Go worker gets its share of the cores.
 		env = append(env, "GOMAXPROCS="+strconv.Itoa(protocol.WorkerProcs(runtime.NumCPU(), s.want)))
 	}
 	if s.cfg.MemoryLimitMB > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.Itoa(s.cfg.MemoryLimitMB)+"MiB")
 	}
 	return env
+}
+
+// inheritedEnv is the balancer's environment without secretEnv and the
+// variables EnvDeny names.
+func (s *Supervisor) inheritedEnv() []string {
+	return slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(secretEnv, name) || slices.Contains(s.cfg.EnvDeny, name)
+	})
+}
+
+// hasValue reports whether env sets name to something not empty.
+func hasValue(env []string, name string) bool {
+	return slices.ContainsFunc(env, func(kv string) bool {
+		k, v, _ := strings.Cut(kv, "=")
+		return k == name && v != ""
+	})
 }

@@ -25,7 +25,9 @@ type Config struct {
 	Args    []string
 	// Workers is the number of local workers to run at start (MAX_WORKERS).
 	Workers int
-	// SocketDir holds the worker sockets; it must exist and be private.
+	// SocketDir holds the worker sockets; it must exist, be private and
+	// belong to this supervisor alone: Run removes it, with everything in
+	// it, once every worker has stopped.
 	SocketDir string
 	// HealthPath is handed to workers as HEALTH_PATH.
 	HealthPath string
@@ -41,8 +43,6 @@ type Config struct {
 	StablePeriod time.Duration
 	// MemoryLimitMB, when positive, becomes GOMEMLIMIT in workers.
 	MemoryLimitMB int
-	// Client configures each worker's HostClient.
-	Client pool.ClientOptions
 	// Upstreams are remote upstreams: host:port, a DNS name with port
 	// (every address it resolves to, re-resolved every DNSRefresh) or
 	// unix:/path.
@@ -57,6 +57,10 @@ type Config struct {
 	// MaxRequests recycles a worker after this many requests, plus a jitter
 	// of up to 10% so workers do not all recycle at once; 0 is off.
 	MaxRequests int
+	// EnvDeny names variables of the balancer's environment that workers
+	// do not inherit (WORKER_ENV_DENY), on top of the balancer's secrets,
+	// which they never do (see workerEnv).
+	EnvDeny []string
 }
 
 // ErrStopping is returned to commands that arrive during shutdown.
@@ -84,6 +88,11 @@ type Supervisor struct {
 	waiters   []waiter
 	stopped   chan struct{}
 	readyCh   chan struct{}
+	// limits receives the upstreams whose requests reached MAX_REQUESTS.
+	limits chan *pool.Upstream
+	// startFailed is closed once every worker failed before any was ready.
+	startFailed chan struct{}
+	footprint   bool // the memory limit below footprint error was logged
 
 	view     atomic.Pointer[[]WorkerView]
 	restarts restartCounts
@@ -105,6 +114,9 @@ func New(cfg Config, p *pool.Pool, checkOpts pool.CheckOptions, log hclog.Logger
 		procs:   map[*pool.Upstream]*proc{},
 		remotes: map[string]*remote{},
 		readyCh: make(chan struct{}),
+
+		limits:      make(chan *pool.Upstream, 64),
+		startFailed: make(chan struct{}),
 	}
 	s.checker = pool.NewChecker(checkOpts, pool.Hooks{
 		Ready:     func(u *pool.Upstream) { s.send(func() { s.onReady(u) }) },
@@ -133,6 +145,8 @@ func (s *Supervisor) Run() error {
 		select {
 		case ev := <-s.events:
 			ev()
+		case u := <-s.limits:
+			s.onRequestLimit(u)
 		case <-tick.C:
 			s.checkRecycle()
 		case <-s.stopped:

@@ -19,6 +19,15 @@ type WorkerView struct {
 	Cause string
 	// Retiring is set while the slot is being scaled away.
 	Retiring bool
+	// CrashLoop is set while the slot's processes keep failing (two or
+	// more short-lived crashes in a row) and none serves; its respawns
+	// back off.
+	CrashLoop bool
+	// LastExit and LastOutput describe the slot's latest process that
+	// ended without being asked to: its exit ("exit status 1") and the
+	// last line it wrote. Empty before the first such exit.
+	LastExit   string
+	LastOutput string
 }
 
 // Workers returns the latest published view, sorted by id. Safe for
@@ -45,7 +54,7 @@ func (s *Supervisor) publish() {
 			u = sl.cur.up
 		}
 		if u != nil {
-			views = append(views, WorkerView{ID: id, Upstream: u, Restarts: sl.restarts, Cause: sl.cause, Retiring: sl.retiring})
+			views = append(views, sl.view(u))
 		}
 	}
 	for _, u := range s.remoteList() {
@@ -55,4 +64,38 @@ func (s *Supervisor) publish() {
 	s.pool.Publish(ups)
 	s.view.Store(&views)
 	s.checkWaiters()
+	s.checkStartFailed()
+}
+
+// view reports the slot with u as its upstream.
+func (sl *slot) view(u *pool.Upstream) WorkerView {
+	return WorkerView{
+		ID: sl.id, Upstream: u, Restarts: sl.restarts, Cause: sl.cause, Retiring: sl.retiring,
+		CrashLoop: sl.crashLooping() && !sl.retiring, LastExit: sl.lastExit, LastOutput: sl.lastOutput,
+	}
+}
+
+// StartFailed is closed once every local worker has failed (exited, or
+// could not be started) before any was healthy: no first worker is coming
+// soon, so clients had better get 503s now than wait for one.
+func (s *Supervisor) StartFailed() <-chan struct{} { return s.startFailed }
+
+// checkStartFailed closes startFailed when its condition first holds.
+func (s *Supervisor) checkStartFailed() {
+	select {
+	case <-s.readyCh:
+		return
+	case <-s.startFailed:
+		return
+	default:
+	}
+	if len(s.slots) == 0 {
+		return
+	}
+	for _, sl := range s.slots {
+		if sl.crashes == 0 {
+			return
+		}
+	}
+	close(s.startFailed)
 }

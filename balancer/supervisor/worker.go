@@ -26,6 +26,15 @@ type slot struct {
 	respawn  *time.Timer
 	// onSwap is called when next replaces cur (nil error) or fails.
 	onSwap func(error)
+	// recycles counts recycles in a row that back off: memory recycles
+	// and failed replacements less than StablePeriod apart.
+	recycles    int
+	lastRecycle time.Time // when the last recycle ended, swapped or failed
+	// lastExit and lastOutput describe the latest process that ended
+	// without being asked to, for /admin/workers.
+	lastExit   string
+	lastOutput string
+	loopLogged time.Time // when the crash loop error was last logged
 }
 
 // proc is one worker process.
@@ -40,11 +49,27 @@ type proc struct {
 	started   time.Time
 	ready     bool
 	stopping  bool // we asked it to stop; its exit is no crash
+	killed    bool // we sent it SIGKILL
 	exited    bool
 	cancel    context.CancelFunc // stops its health checker
 	killTimer *time.Timer
 	// maxRequests is this process's MAX_REQUESTS with jitter; 0 is off.
 	maxRequests uint64
+	// spent is set once its replacement for MAX_REQUESTS is asked for: it
+	// leaves rotation (Recycling) while another upstream is healthy.
+	spent bool
+	// stdout and stderr hold the last line the process wrote to each.
+	stdout, stderr lastLine
+}
+
+// lastOutput returns the last line the process wrote to stderr, where
+// programs say why they fail, else to stdout. The two streams are relayed
+// apart, so which of them was written last is not known.
+func (p *proc) lastOutput() string {
+	if s := p.stderr.String(); s != "" {
+		return s
+	}
+	return p.stdout.String()
 }
 
 // procs lists every live process of the slot.
@@ -81,8 +106,20 @@ func (sl *slot) retire(p *proc) {
 	sl.old = append(sl.old, p)
 }
 
-// backoff returns the wait before respawning after n crashes in a row:
-// none for the first, then 100ms doubling up to 30s.
+// crashLoopAt is the number of short-lived crashes in a row that make a
+// crash loop: the respawns back off from the second one (as Kubernetes'
+// CrashLoopBackOff does).
+const crashLoopAt = 2
+
+// crashLooping reports whether the slot's processes keep failing and none
+// serves.
+func (sl *slot) crashLooping() bool {
+	return sl.crashes >= crashLoopAt && (sl.cur == nil || !sl.cur.ready)
+}
+
+// backoff returns the wait before respawning after n crashes in a row, or
+// before the next recycle after n recycles that back off: none for the
+// first, then 100ms doubling up to 30s.
 func backoff(n int) time.Duration {
 	if n <= 1 {
 		return 0
