@@ -22,13 +22,19 @@ test: build test-deps
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(GO) test -count=1 -run Allocs ./balancer/proxy/
 
-# nginx and HAProxy check the configurations make bench generates; installed
-# from Debian when missing and we are root.
+# nginx and HAProxy check the configurations make bench generates, and the
+# end-to-end tests run gunicorn (python3-gunicorn) as a real upstream; what is
+# missing is installed from Debian, with one apt-get update, when we are root.
 test-deps:
-	@command -v nginx >/dev/null && command -v haproxy >/dev/null || { \
-	  [ "$$(id -u)" = 0 ] || { echo "install nginx-light and haproxy (or run as root)"; exit 1; }; \
-	  echo "installing nginx-light and haproxy"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light haproxy >/dev/null; }
+	@missing=""; \
+	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
+	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
+	gunicorn --version >/dev/null 2>&1 || /usr/bin/python3 -m gunicorn --version >/dev/null 2>&1 || \
+	  missing="$$missing python3-gunicorn"; \
+	[ -z "$$missing" ] || { \
+	  [ "$$(id -u)" = 0 ] || { echo "install$$missing (or run as root)"; exit 1; }; \
+	  echo "installing$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
 # Measures the balancer against nginx and HAProxy fronting the same workers
 # (installs nginx-light, haproxy and wrk from Debian when missing and root).

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/caarlos0/env/v11"
 
@@ -30,6 +31,7 @@ type Config struct {
 	Strategy        string        `env:"BALANCE_STRATEGY" envDefault:"round_robin"`
 	WorkerCmd       string        `env:"WORKER_CMD"`
 	WorkerArgs      []string      `env:"WORKER_ARGS" envSeparator:" "`
+	WorkerEnvDeny   []string      `env:"WORKER_ENV_DENY" envSeparator:","`
 	WorkerStartTime time.Duration `env:"WORKER_START_TIMEOUT" envDefault:"30s"`
 	HealthPath      string        `env:"HEALTH_PATH" envDefault:"/healthz"`
 	HealthInterval  time.Duration `env:"HEALTH_INTERVAL" envDefault:"2s"`
@@ -53,19 +55,18 @@ type Config struct {
 	ReadTimeout     time.Duration `env:"READ_HEADER_TIMEOUT" envDefault:"10s"`
 	IdleTimeout     time.Duration `env:"IDLE_TIMEOUT" envDefault:"60s"`
 	UpstreamTimeout time.Duration `env:"UPSTREAM_TIMEOUT" envDefault:"60s"`
-	ProxyEngine     string        `env:"PROXY_ENGINE" envDefault:"epoll"`
+	ReqBuffering    bool          `env:"REQUEST_BUFFERING" envDefault:"true"`
+	BodyTimeout     time.Duration `env:"CLIENT_BODY_TIMEOUT" envDefault:"120s"`
+	ResponseBuffer  OptionalSize  `env:"RESPONSE_BUFFER" envDefault:"1GiB"`
+	BufferMemory    ByteSize      `env:"BUFFER_MEMORY" envDefault:"64KiB"`
 	ProxyLoops      int           `env:"PROXY_LOOPS" envDefault:"0"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text"`
 	LogFile         string        `env:"LOG_FILE"`
 }
 
-// The client-facing front ends PROXY_ENGINE names.
-const (
-	engineEpoll    = "epoll"    // proxy.Engine: event loops, the default
-	engineFasthttp = "fasthttp" // proxy.Handler in a fasthttp.Server
-	maxLoops       = 1024       // PROXY_LOOPS beyond any machine's cores
-)
+// maxLoops bounds PROXY_LOOPS, beyond any machine's cores.
+const maxLoops = 1024
 
 // ByteSize is a size such as 65536, 64KiB, 32MiB or 1GiB.
 type ByteSize int
@@ -88,6 +89,24 @@ func (b *ByteSize) UnmarshalText(text []byte) error {
 		return fmt.Errorf("invalid size %q (want a positive number, optionally with KiB, MiB or GiB)", string(text))
 	}
 	*b = ByteSize(n * mult)
+	return nil
+}
+
+// OptionalSize is a ByteSize, or "off" (also "0" or "false"): zero.
+type OptionalSize int64
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (o *OptionalSize) UnmarshalText(text []byte) error {
+	switch strings.ToLower(strings.TrimSpace(string(text))) {
+	case "off", "0", "false", "no":
+		*o = 0
+		return nil
+	}
+	var b ByteSize
+	if err := b.UnmarshalText(text); err != nil {
+		return fmt.Errorf("%w, or off", err)
+	}
+	*o = OptionalSize(b)
 	return nil
 }
 
@@ -149,7 +168,7 @@ func (c *Config) scaleLimit() int {
 }
 
 func (c *Config) check() error {
-	for _, chk := range []func() error{c.checkWorkers, c.checkDurations, c.checkCounts, c.checkAddrs, c.checkMisc} {
+	for _, chk := range []func() error{c.checkWorkers, c.checkDurations, c.checkCounts, c.checkAddrs, c.checkMisc, c.checkEnvDeny} {
 		if err := chk(); err != nil {
 			return err
 		}
@@ -204,6 +223,7 @@ func (c *Config) checkDurations() error {
 		{"WORKER_START_TIMEOUT", c.WorkerStartTime, true}, {"MEMORY_REPORT_INTERVAL", c.MemoryInterval, true},
 		{"DNS_REFRESH", c.DNSRefresh, true}, {"READ_HEADER_TIMEOUT", c.ReadTimeout, true},
 		{"IDLE_TIMEOUT", c.IdleTimeout, true}, {"UPSTREAM_TIMEOUT", c.UpstreamTimeout, true},
+		{"CLIENT_BODY_TIMEOUT", c.BodyTimeout, true},
 		{"DRAIN_TIMEOUT", c.DrainTimeout, false}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, false},
 	} {
 		if d.v < 0 || (d.positive && d.v == 0) {
@@ -275,12 +295,22 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
+// checkEnvDeny checks that WORKER_ENV_DENY is a comma-separated list of
+// variable names: none empty, none holding '=', white space or a control
+// character.
+func (c *Config) checkEnvDeny() error {
+	for _, name := range c.WorkerEnvDeny {
+		bad := strings.ContainsFunc(name, func(r rune) bool { return r == '=' || unicode.IsSpace(r) || unicode.IsControl(r) })
+		if name == "" || bad {
+			return fmt.Errorf("WORKER_ENV_DENY: %q is not a variable name (want names such as FOO_SECRET, comma separated, no spaces)", name)
+		}
+	}
+	return nil
+}
+
 func (c *Config) checkMisc() error {
 	if c.ProxyLoops > maxLoops {
 		return fmt.Errorf("PROXY_LOOPS: must be at most %d, got %d", maxLoops, c.ProxyLoops)
-	}
-	if c.ProxyEngine != engineEpoll && c.ProxyEngine != engineFasthttp {
-		return fmt.Errorf("PROXY_ENGINE: unknown %q (want %s or %s)", c.ProxyEngine, engineEpoll, engineFasthttp)
 	}
 	if !strings.HasPrefix(c.HealthPath, "/") {
 		return fmt.Errorf("HEALTH_PATH: must start with /, got %q", c.HealthPath)

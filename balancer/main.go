@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command balancer spawns and supervises worker processes and proxies client
 // traffic across them. Settings come from the environment; see the README.
 package main
@@ -18,6 +20,7 @@ import (
 
 	"github.com/procbal/procbal/balancer/admin"
 	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/balancer/proxy"
 	"github.com/procbal/procbal/balancer/supervisor"
 	"github.com/procbal/procbal/shared/logging"
 )
@@ -55,7 +58,7 @@ type app struct {
 	log    hclog.Logger
 	pool   *pool.Pool
 	sup    *supervisor.Supervisor
-	server front
+	server *proxy.Engine
 	admin  *http.Server
 }
 
@@ -89,10 +92,12 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
 	metrics := admin.NewMetrics(p, sup)
 	a := &app{cfg: cfg, log: log, pool: p, sup: sup}
-	a.server, metrics.ClientConns = newFront(cfg, p, metrics, log.Named("proxy"))
+	a.server = newEngine(cfg, p, metrics, log.Named("proxy"), dir)
+	metrics.ClientConns = a.server.Open
 	a.admin = &http.Server{
 		Handler: admin.New(admin.Options{
 			Token:       cfg.AdminToken,
+			Addr:        cfg.AdminAddr,
 			Strategy:    cfg.Strategy,
 			Pool:        p,
 			Supervisor:  sup,
@@ -108,17 +113,30 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	return a, nil
 }
 
-// socketDir returns SOCKET_DIR, created 0700 if missing, or a new private
-// directory under $TMPDIR. Names stay short: unix socket paths are limited
-// to about 108 bytes.
+// maxSocketDir leaves room in a unix socket path (at most 107 bytes) for a
+// worker's socket name, "/w<id>-<generation>.sock".
+const maxSocketDir = 87
+
+// socketDir makes the balancer's own private (0700) directory for the
+// worker sockets: a new procbal-* directory under SOCKET_DIR, or under
+// $TMPDIR (else /tmp) when SOCKET_DIR is unset. SOCKET_DIR itself is
+// created 0700 when missing and otherwise never changed or removed; the
+// supervisor removes the procbal-* directory, and only it, at exit.
 func socketDir(dir string) (string, error) {
-	if dir == "" {
-		return os.MkdirTemp("", "balancer-")
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
+		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	sub, err := os.MkdirTemp(dir, "procbal-")
+	if err != nil {
 		return "", err
 	}
-	return dir, os.Chmod(dir, 0o700)
+	if len(sub) > maxSocketDir {
+		os.Remove(sub)
+		return "", fmt.Errorf("%s is too long for unix socket paths (at most %d bytes with its procbal-* directory)", sub, maxSocketDir)
+	}
+	return sub, nil
 }
 
 func supervisorConfig(cfg *Config, dir string) supervisor.Config {
@@ -132,7 +150,6 @@ func supervisorConfig(cfg *Config, dir string) supervisor.Config {
 		DrainTimeout:  cfg.DrainTimeout,
 		StopGrace:     max(time.Second, cfg.HealthInterval),
 		MemoryLimitMB: cfg.MemoryLimitMB,
-		Client:        clientOptions(cfg),
 
 		Upstreams:         cfg.Upstreams,
 		DNSRefresh:        cfg.DNSRefresh,
@@ -140,13 +157,7 @@ func supervisorConfig(cfg *Config, dir string) supervisor.Config {
 		MemoryThresholdMB: cfg.MemoryThreshold,
 		MaxMemoryMB:       cfg.MaxMemoryMB,
 		MaxRequests:       cfg.MaxRequests,
-	}
-}
-
-func clientOptions(cfg *Config) pool.ClientOptions {
-	return pool.ClientOptions{
-		Timeout:        cfg.UpstreamTimeout,
-		ReadBufferSize: int(cfg.MaxHeaderBytes),
+		EnvDeny:           cfg.WorkerEnvDeny,
 	}
 }
 
@@ -177,7 +188,7 @@ func (a *app) serve(ln, adminLn net.Listener) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(ln) }()
 	a.log.Info("balancer listening", "address", ln.Addr().String(), "admin", adminLn.Addr().String(),
-		"workers", a.cfg.Workers(), "strategy", a.cfg.Strategy, "engine", a.cfg.ProxyEngine)
+		"workers", a.cfg.Workers(), "strategy", a.cfg.Strategy)
 	for {
 		select {
 		case sig := <-sigs:
@@ -206,7 +217,9 @@ func (a *app) serveAdmin(ln net.Listener) {
 }
 
 // waitReady holds the client listener back until a worker is healthy, so
-// the first clients get answers rather than 503s, up to the start timeout.
+// the first clients get answers rather than 503s, up to the start timeout,
+// and no longer once every worker has failed: connections held in the
+// backlog would hang until then, where a 503 now tells the client to retry.
 // It returns a stopping signal that arrived meanwhile.
 func (a *app) waitReady(sigs <-chan os.Signal) os.Signal {
 	if a.cfg.Workers() == 0 {
@@ -216,6 +229,9 @@ func (a *app) waitReady(sigs <-chan os.Signal) os.Signal {
 	for {
 		select {
 		case <-a.sup.Ready():
+			return nil
+		case <-a.sup.StartFailed():
+			a.log.Warn("every worker failed to start, serving anyway: clients get 503 until one is healthy")
 			return nil
 		case <-timeout:
 			a.log.Warn("no worker healthy yet, serving anyway", "waited", a.cfg.WorkerStartTime)
