@@ -2,8 +2,9 @@ package main
 
 // The built-in load generator (-load go): what `wrk --latency` measures, for
 // machines without wrk. Each of -connections goroutines owns one keep-alive
-// connection of a fasthttp.HostClient and sends GET requests in a closed
-// loop until the duration ends. Latencies go into a slice the goroutine owns
+// connection of a fasthttp.HostClient and sends GET requests (or POST
+// requests with a body, for a post: path) in a closed loop until the
+// duration ends. Latencies go into a slice the goroutine owns
 // (preallocated, grown by append: no allocation per request, no lock on the
 // hot path); the slices are merged and sorted once at the end, so the
 // percentiles are exact. The bench process's GOMAXPROCS (-threads) plays the
@@ -71,10 +72,11 @@ func runGoLoad(ctx context.Context, o wrkOptions, rawURL string) (wrkResult, err
 	defer timer.Stop()
 	defer context.AfterFunc(ctx, func() { stop.Store(true) })()
 	stats := make([]connStats, o.Connections)
+	body := postBody(o.Body) // one copy, shared read-only by every loop
 	start := time.Now()
 	var wg sync.WaitGroup
 	for i := range stats {
-		wg.Go(func() { stats[i] = loadLoop(hc, rawURL, &stop) })
+		wg.Go(func() { stats[i] = loadLoop(hc, rawURL, body, &stop) })
 	}
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -97,13 +99,14 @@ func newLoadClient(addr string, conns int) *fasthttp.HostClient {
 	}
 }
 
-// loadLoop sends GET url until stop is set and returns what it saw. Its
-// counters are locals, written out once, so loops share no cache line.
-func loadLoop(hc *fasthttp.HostClient, url string, stop *atomic.Bool) connStats {
+// loadLoop sends url (GET, or POST of body when there is one) until stop is
+// set and returns what it saw. Its counters are locals, written out once,
+// so loops share no cache line.
+func loadLoop(hc *fasthttp.HostClient, url string, body []byte, stop *atomic.Bool) connStats {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
-	req.SetRequestURI(url)
+	setLoadRequest(req, url, body)
 	lat := make([]time.Duration, 0, initialSamples)
 	var n, sockErrs, bad int64
 	for !stop.Load() {
@@ -121,6 +124,18 @@ func loadLoop(hc *fasthttp.HostClient, url string, stop *atomic.Bool) connStats 
 		}
 	}
 	return connStats{latencies: lat, requests: n, sockErrs: sockErrs, badStatus: bad}
+}
+
+// setLoadRequest makes req a GET of url or, with a body, a POST of it.
+// The body is not copied: the loops share it and never change it.
+func setLoadRequest(req *fasthttp.Request, url string, body []byte) {
+	req.SetRequestURI(url)
+	if body == nil {
+		return
+	}
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType(postContentType)
+	req.SetBodyRaw(body)
 }
 
 // mergeStats sums the connections' counts and computes exact percentiles

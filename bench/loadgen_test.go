@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,6 +40,19 @@ func serveLocal(t *testing.T, h fasthttp.RequestHandler) (string, *countingListe
 	go func() { _ = srv.Serve(cl) }()
 	t.Cleanup(func() { _ = srv.Shutdown() })
 	return "http://" + ln.Addr().String(), cl
+}
+
+// postChecker is a server that answers 400 to any request but a POST of
+// that many bytes of 'x' with the bench's Content-Type.
+type postChecker int
+
+// serve checks one request.
+func (want postChecker) serve(ctx *fasthttp.RequestCtx) {
+	body := ctx.PostBody()
+	if !ctx.IsPost() || string(ctx.Request.Header.ContentType()) != postContentType ||
+		len(body) != int(want) || strings.Trim(string(body), "x") != "" {
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	}
 }
 
 // TestPercentile checks nearest-rank percentiles on fixed samples.
@@ -133,6 +147,23 @@ func TestGoLoadCounts(t *testing.T) {
 	}
 	if r.Elapsed < opts.Duration || r.Elapsed > 2*time.Second || r.RPS != float64(n)/r.Elapsed.Seconds() {
 		t.Errorf("elapsed %s, rps %.0f for %d requests", r.Elapsed, r.RPS, n)
+	}
+}
+
+// TestGoLoadPost checks a POST path sends its body with every request.
+func TestGoLoadPost(t *testing.T) {
+	url, _ := serveLocal(t, postChecker(16384).serve)
+	opts := wrkOptions{Engine: loadGo, Connections: 2, Duration: 200 * time.Millisecond, Body: 16384}
+	r, err := runLoad(context.Background(), opts, url+"/api/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests < 10 || r.Errors() != 0 {
+		t.Errorf("POST: %d requests, %d errors; want at least 10 and none", r.Requests, r.Errors())
+	}
+	opts.Body = 0
+	if r, _ := runLoad(context.Background(), opts, url+"/api/health"); r.Requests == 0 || r.BadStatus != r.Requests {
+		t.Errorf("GET to the POST checker: %d requests, %d bad; want all bad", r.Requests, r.BadStatus)
 	}
 }
 

@@ -1,6 +1,9 @@
 // Command bench measures the balancer against nginx, HAProxy and a worker
 // reached directly, and checks that killing, scaling and reloading workers
-// fails no request.
+// fails no request. balancer-stream, the balancer with its request and
+// response buffering off, runs beside it to show what buffering costs, and
+// a -paths entry post:<bytes>:<path> loads a path with POSTs of a body that
+// size (paths.go).
 //
 // Run it from the repository, as `make bench` does:
 //
@@ -36,6 +39,11 @@ import (
 	"time"
 )
 
+// defaultPaths is what -paths loads unless told otherwise: a minimal
+// answer, one that costs the worker CPU, and a minimal answer to a 16 KiB
+// upload, which request buffering reads whole before picking a worker.
+const defaultPaths = "/api/health,/api/work?n=200,post:16384:/api/health"
+
 // config is the run's settings, from flags.
 type config struct {
 	workers        int
@@ -44,7 +52,7 @@ type config struct {
 	warmup         time.Duration
 	threads        int
 	connections    int
-	paths          []string
+	paths          []pathSpec
 	systems        []string
 	nginxWorkers   string
 	haproxyThreads int
@@ -72,7 +80,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.connections, "connections", 32, "connections (wrk -c; with -load go, one goroutine each)")
 	fs.StringVar(&c.load, "load", loadWrk, "load generator: wrk, or go (built in, fasthttp; needs no wrk)")
 	fs.StringVar(&scale, "scale", "", "comma list of worker counts (e.g. 1,2,4,8,16): measure the balancer at each against one worker using all cores; -workers, -systems and -failures are then ignored (empty: off)")
-	fs.StringVar(&paths, "paths", "/api/health,/api/work?n=200", "comma list of paths to load")
+	fs.StringVar(&paths, "paths", defaultPaths, "comma list of paths to GET, or post:<bytes>:<path> to POST a body of that many bytes")
 	fs.StringVar(&systems, "systems", strings.Join(allSystems, ","), "comma list of systems to measure")
 	fs.StringVar(&c.nginxWorkers, "nginx-workers", "1", "nginx worker_processes (a number or auto); 1 matches our single balancer process")
 	fs.IntVar(&c.haproxyThreads, "haproxy-threads", 1, "HAProxy nbthread")
@@ -81,12 +89,16 @@ func parseFlags(args []string) (config, error) {
 	fs.BoolVar(&c.build, "build", true, "go build ./balancer ./worker into -bin first")
 	fs.StringVar(&c.docs, "docs", "docs/PERFORMANCE.md", "write the Performance report here (empty: do not write)")
 	fs.StringVar(&c.docs, "write-docs", "docs/PERFORMANCE.md", "same as -docs")
-	fs.BoolVar(&c.failures, "failures", true, "after the rounds, count failed requests during a kill -9, a scale and a reload of the balancer's workers")
+	fs.BoolVar(&c.failures, "failures", true, "after the rounds, count failed requests during a kill -9, a scale and a reload of the balancer's workers (the balancer system only)")
 	fs.StringVar(&benv, "balancer-env", "", "comma list of extra KEY=VALUE settings for the balancer")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	c.paths, c.systems, c.balancerEnv, c.args = splitList(paths), splitList(systems), splitList(benv), args
+	c.systems, c.balancerEnv, c.args = splitList(systems), splitList(benv), args
+	var err error
+	if c.paths, err = parsePaths(splitList(paths)); err != nil {
+		return c, err
+	}
 	if err := c.setScale(scale); err != nil {
 		return c, err
 	}
@@ -127,11 +139,6 @@ func (c config) validate() error {
 	for _, s := range c.systems {
 		if !slices.Contains(allSystems, s) {
 			return fmt.Errorf("-systems: unknown %q (know %s)", s, strings.Join(allSystems, ", "))
-		}
-	}
-	for _, p := range c.paths {
-		if !strings.HasPrefix(p, "/") {
-			return fmt.Errorf("-paths: %q must start with /", p)
 		}
 	}
 	return nil

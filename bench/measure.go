@@ -20,7 +20,8 @@ type cell struct {
 	peakRSS uint64 // the proxy's VmHWM, bytes; 0 without a proxy
 }
 
-// results maps path, then system name, to its cell.
+// results maps a path's entry as given (pathSpec.spec), then a system's
+// name, to its cell.
 type results map[string]map[string]*cell
 
 // bench runs the whole benchmark: build, start, rounds, failure checks,
@@ -53,14 +54,15 @@ func bench(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	return measureAndReport(ctx, cfg, t, systems, root, started)
+	return measureAndReport(ctx, su, systems, root, started)
 }
 
 // measureAndReport runs the rounds and the failure checks, then prints and
 // writes the report. Failed requests in the checks make it an error.
-func measureAndReport(ctx context.Context, cfg config, t tools, systems []*system, root string, started time.Time) error {
+func measureAndReport(ctx context.Context, su setup, systems []*system, root string, started time.Time) error {
+	cfg, t := su.cfg, su.tools
 	fmt.Fprintf(os.Stderr, "bench: throughput rounds take about %s\n", cfg.estimate().Round(time.Second))
-	res, err := measure(ctx, cfg, t, systems)
+	res, err := measure(ctx, su, systems)
 	if err != nil {
 		return err
 	}
@@ -119,52 +121,66 @@ func findSystem(systems []*system, name string) *system {
 
 // measure runs the rounds. Within a round each path is loaded on every
 // system in turn; the order rotates from round to round so that no system
-// always goes first.
-func measure(ctx context.Context, cfg config, t tools, systems []*system) (results, error) {
-	res := results{}
-	opts := wrkOptions{Engine: cfg.load, Path: t.wrk, Threads: cfg.threads, Connections: cfg.connections, CPU: cfg.wrkCPU}
+// always goes first. A POST path's wrk script goes into su.dir.
+func measure(ctx context.Context, su setup, systems []*system) (results, error) {
+	cfg, res := su.cfg, results{}
+	base := wrkOptions{Engine: cfg.load, Path: su.tools.wrk, Threads: cfg.threads, Connections: cfg.connections,
+		CPU: cfg.wrkCPU, Duration: cfg.duration}
 	for r := 0; r < cfg.rounds; r++ {
 		order := append(append([]*system{}, systems[r%len(systems):]...), systems[:r%len(systems)]...)
-		for _, path := range cfg.paths {
+		for _, p := range cfg.paths {
+			opts, err := pathOptions(base, p, su.dir)
+			if err != nil {
+				return nil, err
+			}
 			for _, s := range order {
-				if r == 0 && cfg.warmup > 0 {
-					warm := opts
-					warm.Duration = cfg.warmup
-					if _, err := runLoad(ctx, warm, s.baseURL+path); err != nil {
-						return nil, fmt.Errorf("%s warm-up: %w", s.name, err)
-					}
-				}
-				opts.Duration = cfg.duration
-				if err := measureOne(ctx, opts, s, path, res); err != nil {
+				if err := measurePath(ctx, cfg, opts, s, p, r, res); err != nil {
 					return nil, err
 				}
-				fmt.Fprintf(os.Stderr, "bench: round %d/%d %-11s %-18s %s\n", r+1, cfg.rounds, s.name, path, lastSample(res, path, s.name))
 			}
 		}
 	}
 	return res, nil
 }
 
-// measureOne runs wrk once against s and records the sample with the
-// proxy's CPU time during the run and its peak RSS so far.
-func measureOne(ctx context.Context, opts wrkOptions, s *system, path string, res results) error {
+// measurePath loads p on s once in round r (0-based), after the warm-up in
+// the first round, and prints the sample.
+func measurePath(ctx context.Context, cfg config, opts wrkOptions, s *system, p pathSpec, r int, res results) error {
+	if r == 0 && cfg.warmup > 0 {
+		warm := opts
+		warm.Duration = cfg.warmup
+		if _, err := runLoad(ctx, warm, s.baseURL+p.path); err != nil {
+			return fmt.Errorf("%s warm-up: %w", s.name, err)
+		}
+	}
+	if err := measureOne(ctx, opts, s, p, res); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: round %d/%d %-15s %-24s %s\n", r+1, cfg.rounds, s.name, p.label(),
+		lastSample(res, p.spec, s.name))
+	return nil
+}
+
+// measureOne loads p on s once and records the sample with the proxy's
+// CPU time during the run and its peak RSS so far.
+func measureOne(ctx context.Context, opts wrkOptions, s *system, p pathSpec, res results) error {
 	if err := s.alive(); err != nil {
 		return err
 	}
 	pids := s.proxyPIDs()
 	before := sampleCPU(pids)
-	w, err := runLoad(ctx, opts, s.baseURL+path)
+	w, err := runLoad(ctx, opts, s.baseURL+p.path)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.name, err)
 	}
 	after := sampleCPU(pids)
-	if res[path] == nil {
-		res[path] = map[string]*cell{}
+	if res[p.spec] == nil {
+		res[p.spec] = map[string]*cell{}
 	}
-	c := res[path][s.name]
+	c := res[p.spec][s.name]
 	if c == nil {
 		c = &cell{}
-		res[path][s.name] = c
+		res[p.spec][s.name] = c
 	}
 	c.samples = append(c.samples, sample{wrk: w, cpu: after.CPU - before.CPU})
 	c.peakRSS = max(c.peakRSS, samplePeakRSS(pids))

@@ -11,7 +11,8 @@ import (
 // testParams are proxy settings for two workers in dir.
 func testParams(dir string) proxyParams {
 	return proxyParams{Dir: dir, Listen: "127.0.0.1:1", Procs: "1", Root: os.Geteuid() == 0,
-		Socks: []string{filepath.Join(dir, "w1.sock"), filepath.Join(dir, "w2.sock")}}
+		Socks:      []string{filepath.Join(dir, "w1.sock"), filepath.Join(dir, "w2.sock")},
+		BodyBuffer: nginxBodyBuffer, MaxBody: nginxMaxBody}
 }
 
 // TestNginxConf checks the generated configuration and that nginx accepts
@@ -24,7 +25,8 @@ func TestNginxConf(t *testing.T) {
 	}
 	b, _ := os.ReadFile(conf)
 	for _, want := range []string{"daemon off;", "server unix:" + dir + "/w2.sock;", "keepalive 64;",
-		"proxy_http_version 1.1;", `proxy_set_header Connection "";`, "access_log off;"} {
+		"proxy_http_version 1.1;", `proxy_set_header Connection "";`, "access_log off;",
+		"client_body_buffer_size 64k;", "client_max_body_size 32m;"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("nginx.conf lacks %q", want)
 		}

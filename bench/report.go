@@ -32,9 +32,9 @@ func renderReport(in reportInput) string {
 	var b strings.Builder
 	writePreamble(&b, "Performance", "run `make bench` again", in)
 	writeMethod(&b, in.cfg)
-	for _, path := range in.cfg.paths {
-		fmt.Fprintf(&b, "## GET %s\n\n", path)
-		writeThroughput(&b, in.cfg, in.res[path])
+	for _, p := range in.cfg.paths {
+		fmt.Fprintf(&b, "## %s\n\n", p.label())
+		writeThroughput(&b, in.cfg, in.res[p.spec])
 	}
 	if len(in.events) > 0 {
 		writeEvents(&b, in.cfg.workers, in.events)
@@ -88,26 +88,49 @@ func writeMethod(b *strings.Builder, c config) {
 	b.WriteString("## Method\n\n")
 	fmt.Fprintf(b, "Every system is started once and kept running. Each of %d rounds loads every path on every "+
 		"system in turn (the order rotates from round to round), with %s, after an unrecorded "+
-		"%s warm-up. balancer, nginx and haproxy each front their own %d workers (the same `bin/worker`) on unix "+
+		"%s warm-up. Every proxy fronts its own %d workers (the same `bin/worker`) on unix "+
 		"sockets with keep-alive to them; direct is one such worker on loopback TCP, no proxy. nginx runs "+
 		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process, which runs %s. "+
-		"The load generator shares the machine with everything else.\n\n",
-		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads, balancerDesc(c))
+		"%s%sThe load generator shares the machine with everything else.\n\n",
+		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads, balancerDesc(c),
+		streamNote(c), postNote(c))
 	b.WriteString(statsDefinition + "Proxy CPU is user + system time " +
 		"of the proxy's own processes (the balancer alone, not its workers; nginx's master and workers) from " +
 		"/proc, divided by the requests served; peak RSS is their VmHWM. vs nginx is the req/s ratio.\n\n")
 }
 
-// balancerDesc says how the balancer was configured: its defaults (the
-// event-loop engine with one loop per two cores, at least one) unless
-// -balancer-env changed them.
+// balancerDesc says how the balancer was configured: its defaults (one
+// event loop per two cores, at least one) unless -balancer-env changed
+// them.
 func balancerDesc(c config) string {
-	d := fmt.Sprintf("its default event-loop engine with %d loop(s) (`PROXY_LOOPS` unset: half the cores)",
+	d := fmt.Sprintf("its event-loop engine with %d loop(s) (`PROXY_LOOPS` unset: half the cores)",
 		max(1, runtime.GOMAXPROCS(0)/2))
 	if len(c.balancerEnv) > 0 {
 		d += " with `" + strings.Join(c.balancerEnv, " ") + "`"
 	}
 	return d
+}
+
+// streamNote explains balancer-stream when it was measured; "" otherwise.
+func streamNote(c config) string {
+	if !slices.Contains(c.systems, sysBalancerStream) {
+		return ""
+	}
+	return "balancer-stream is the same balancer with `" + strings.Join(streamEnv, " ") + "`, streaming " +
+		"bodies both ways as they arrive, so the difference between its rows and balancer's is what request " +
+		"and response buffering cost. "
+}
+
+// postNote says what a POST path sends and how each proxy takes the body
+// when a POST path was loaded; "" otherwise.
+func postNote(c config) string {
+	if !slices.ContainsFunc(c.paths, func(p pathSpec) bool { return p.body > 0 }) {
+		return ""
+	}
+	return "A POST path sends that many bytes of `x` (`Content-Type: " + postContentType + "`) with every " +
+		"request; the balancer reads the body whole before it picks a worker, as nginx does (in memory: " +
+		"`client_body_buffer_size " + nginxBodyBuffer + "`, the balancer's `BUFFER_MEMORY` default), while " +
+		"HAProxy and balancer-stream pass it on as it arrives. "
 }
 
 // loadDesc says how the load was generated.

@@ -63,20 +63,87 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.workers != 2 || c.rounds != 3 || c.threads != 1 || len(c.systems) != 4 ||
-		strings.Join(c.paths, ",") != "/api/health,/api/work?n=200" || c.docs != "docs/PERFORMANCE.md" {
+	if c.workers != 2 || c.rounds != 3 || c.threads != 1 || len(c.systems) != 5 ||
+		pathSpecs(c.paths) != "/api/health,/api/work?n=200,post:16384:/api/health" || c.docs != "docs/PERFORMANCE.md" {
 		t.Errorf("defaults = %+v", c)
 	}
-	if c.estimate() > 3*time.Minute {
-		t.Errorf("default rounds take %s, want well under 4 minutes", c.estimate())
+	if c.estimate() > 4*time.Minute {
+		t.Errorf("default rounds take %s, want at most 4 minutes", c.estimate())
 	}
 	for _, bad := range [][]string{{"-workers", "0"}, {"-duration", "1500ms"}, {"-systems", "caddy"},
-		{"-paths", "api"}, {"-connections", "0"}} {
+		{"-paths", "api"}, {"-paths", "post:0:/x"}, {"-paths", "/x,/x"}, {"-connections", "0"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", bad)
 		}
 	}
 	if c, _ := parseFlags([]string{"-docs", ""}); c.docs != "" {
 		t.Errorf("-docs '' = %q, want empty", c.docs)
+	}
+	if c, err := parseFlags([]string{"-systems", "balancer,balancer-stream"}); err != nil || len(c.systems) != 2 {
+		t.Errorf("-systems balancer,balancer-stream = %q, %v", c.systems, err)
+	}
+}
+
+// pathSpecs joins the entries of paths as given, with commas.
+func pathSpecs(paths []pathSpec) string {
+	specs := make([]string, len(paths))
+	for i, p := range paths {
+		specs[i] = p.spec
+	}
+	return strings.Join(specs, ",")
+}
+
+// TestReportLabels checks the report names paths by their labels, lists
+// balancer-stream after balancer with its proxy columns and the ratio to
+// nginx, and explains it and the POST body in the Method.
+func TestReportLabels(t *testing.T) {
+	cfg, err := parseFlags([]string{"-systems", "nginx,balancer-stream,balancer", "-paths", "/api/health,post:16384:/api/health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mk := func(rps float64) *cell {
+		w := wrkResult{RPS: rps, Requests: int64(rps), Latency: map[int]time.Duration{50: time.Millisecond, 99: 3 * time.Millisecond}}
+		return &cell{samples: []sample{{wrk: w, cpu: time.Duration(rps) * 10 * time.Microsecond}}, peakRSS: 12 << 20}
+	}
+	cells := func() map[string]*cell {
+		return map[string]*cell{sysBalancer: mk(900), sysBalancerStream: mk(1200), sysNginx: mk(1000)}
+	}
+	res := results{"/api/health": cells(), "post:16384:/api/health": cells()}
+	doc := renderReport(reportInput{cfg: cfg, res: res})
+	ordered := []string{
+		"## GET /api/health",
+		"| balancer (2 workers) | 900 | 0.0% | 1.00 ms | 3.00 ms | 0 | 10.0 | 12.0 | 0.90× |",
+		"| balancer-stream (2 workers) | 1200 | 0.0% | 1.00 ms | 3.00 ms | 0 | 10.0 | 12.0 | 1.20× |",
+		"| nginx (2 workers) | 1000 |",
+		"## POST 16 KiB /api/health",
+		"| balancer (2 workers) | 900 |",
+		"| balancer-stream (2 workers) | 1200 |",
+	}
+	last := -1
+	for _, s := range ordered {
+		i := strings.Index(doc[last+1:], s)
+		if i < 0 {
+			t.Fatalf("%q missing or out of order in\n%s", s, doc)
+		}
+		last += 1 + i
+	}
+	for _, s := range []string{"balancer-stream is the same balancer with `REQUEST_BUFFERING=false RESPONSE_BUFFER=off`",
+		"A POST path sends that many bytes", "`client_body_buffer_size 64k`"} {
+		if !strings.Contains(doc, s) {
+			t.Errorf("report lacks %q:\n%s", s, doc)
+		}
+	}
+}
+
+// TestReportNotesOnlyWhenMeasured checks the Method mentions neither
+// balancer-stream nor POST bodies when neither was measured.
+func TestReportNotesOnlyWhenMeasured(t *testing.T) {
+	cfg, err := parseFlags([]string{"-systems", "balancer,nginx", "-paths", "/api/health"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := renderReport(reportInput{cfg: cfg, res: results{}})
+	if strings.Contains(doc, "balancer-stream") || strings.Contains(doc, "POST") {
+		t.Errorf("report explains what it did not measure:\n%s", doc)
 	}
 }

@@ -12,9 +12,9 @@ func renderScaleReport(in reportInput) string {
 	var b strings.Builder
 	writePreamble(&b, fmt.Sprintf("Performance: scaling with workers on %d cores", runtime.NumCPU()), "run it again", in)
 	writeScaleMethod(&b, in.cfg)
-	for _, path := range in.cfg.paths {
-		fmt.Fprintf(&b, "## GET %s\n\n", path)
-		writeScaleTable(&b, in.cfg, in.res[path])
+	for _, p := range in.cfg.paths {
+		fmt.Fprintf(&b, "## %s\n\n", p.label())
+		writeScaleTable(&b, in.cfg, in.res[p.spec])
 	}
 	return b.String()
 }

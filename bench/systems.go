@@ -17,14 +17,38 @@ import (
 
 // Names of the systems under test.
 const (
-	sysBalancer = "balancer"
-	sysNginx    = "nginx"
-	sysHAProxy  = "haproxy"
-	sysDirect   = "direct"
+	sysBalancer       = "balancer"
+	sysBalancerStream = "balancer-stream" // the balancer with its buffering off
+	sysNginx          = "nginx"
+	sysHAProxy        = "haproxy"
+	sysDirect         = "direct"
 )
 
 // allSystems is every system, in the order tables list them.
-var allSystems = []string{sysBalancer, sysNginx, sysHAProxy, sysDirect}
+var allSystems = []string{sysBalancer, sysBalancerStream, sysNginx, sysHAProxy, sysDirect}
+
+// streamEnv turns the balancer's request and response buffering off for
+// balancer-stream, so that bodies stream both ways as they arrive.
+var streamEnv = []string{"REQUEST_BUFFERING=false", "RESPONSE_BUFFER=off"}
+
+// kindOf returns the kind of the system named name: balancer-stream is a
+// balancer; every other name is its own kind.
+func kindOf(name string) string {
+	if name == sysBalancerStream {
+		return sysBalancer
+	}
+	return name
+}
+
+// variantEnv returns the settings that make the system named name what it
+// is on top of the balancer's defaults and -balancer-env: streamEnv for
+// balancer-stream, none for the others.
+func variantEnv(name string) []string {
+	if name == sysBalancerStream {
+		return streamEnv
+	}
+	return nil
+}
 
 // startupTimeout bounds how long any system may take to become ready.
 const startupTimeout = 30 * time.Second
@@ -81,9 +105,9 @@ type setup struct {
 
 // startSystem starts the named system and waits until it answers.
 func startSystem(ctx context.Context, su setup, name string) (*system, error) {
-	s := &system{name: name, kind: name}
+	s := &system{name: name, kind: kindOf(name)}
 	var err error
-	switch name {
+	switch s.kind {
 	case sysBalancer:
 		err = startBalancer(ctx, su, s)
 	case sysNginx, sysHAProxy:
@@ -176,7 +200,8 @@ func startDirect(ctx context.Context, su setup, s *system) error {
 }
 
 // startBalancer starts our balancer with su.cfg.workers workers and waits
-// until all of them are healthy.
+// until all of them are healthy. -balancer-env comes after its defaults and
+// the variant's settings (variantEnv) after that, so they win.
 func startBalancer(ctx context.Context, su setup, s *system) error {
 	port, err := freePort()
 	if err != nil {
@@ -194,7 +219,8 @@ func startBalancer(ctx context.Context, su setup, s *system) error {
 		"LOG_LEVEL=warn",
 		"TMPDIR=" + su.dir, // its socket directory lands in ours
 	}
-	p, err := startProc(s.name, su.logDir, append(env, su.cfg.balancerEnv...), su.tools.balancer)
+	env = append(append(env, su.cfg.balancerEnv...), variantEnv(s.name)...)
+	p, err := startProc(s.name, su.logDir, env, su.tools.balancer)
 	if err != nil {
 		return err
 	}

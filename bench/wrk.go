@@ -33,6 +33,8 @@ type wrkOptions struct {
 	Connections int
 	Duration    time.Duration
 	CPU         string // taskset CPU list to pin wrk to; empty: not pinned
+	Body        int    // bytes of the POST body of every request; 0: GET
+	Script      string // wrk only: the Lua script (-s) that sends Body; empty: none
 }
 
 // wrkArgs returns the command line that runs wrk against url.
@@ -40,8 +42,11 @@ func wrkArgs(o wrkOptions, url string) []string {
 	args := []string{o.Path,
 		"-t", strconv.Itoa(o.Threads),
 		"-c", strconv.Itoa(o.Connections),
-		"-d", strconv.Itoa(int(o.Duration.Round(time.Second)/time.Second)) + "s",
-		"--latency", url}
+		"-d", strconv.Itoa(int(o.Duration.Round(time.Second)/time.Second)) + "s"}
+	if o.Script != "" {
+		args = append(args, "-s", o.Script)
+	}
+	args = append(args, "--latency", url)
 	if o.CPU != "" {
 		args = append([]string{"taskset", "-c", o.CPU}, args...)
 	}
@@ -50,6 +55,9 @@ func wrkArgs(o wrkOptions, url string) []string {
 
 // runWrk runs wrk against url and parses its report.
 func runWrk(ctx context.Context, o wrkOptions, url string) (wrkResult, error) {
+	if o.Body > 0 && o.Script == "" {
+		return wrkResult{}, errNoScript
+	}
 	args := wrkArgs(o, url)
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	if err != nil {

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -124,5 +126,42 @@ func TestWrkArgs(t *testing.T) {
 	o.CPU = "1"
 	if got := wrkArgs(o, "u"); got[0] != "taskset" || got[2] != "1" || got[3] != "/usr/bin/wrk" {
 		t.Errorf("pinned wrkArgs = %q", got)
+	}
+	o.CPU, o.Body, o.Script = "", 16384, "/tmp/d/wrk-post-16384.lua"
+	got = strings.Join(wrkArgs(o, "http://127.0.0.1:1/x"), " ")
+	if want := "/usr/bin/wrk -t 1 -c 32 -d 5s -s /tmp/d/wrk-post-16384.lua --latency http://127.0.0.1:1/x"; got != want {
+		t.Errorf("POST wrkArgs = %q, want %q", got, want)
+	}
+}
+
+// TestRunWrkNeedsScript checks wrk is not run to POST without the script
+// that sends the body: it would send GETs.
+func TestRunWrkNeedsScript(t *testing.T) {
+	o := wrkOptions{Path: "/nonexistent/wrk", Threads: 1, Connections: 1, Duration: time.Second, Body: 10}
+	if _, err := runWrk(context.Background(), o, "http://127.0.0.1:1/"); !errors.Is(err, errNoScript) {
+		t.Errorf("runWrk without a script = %v, want %v", err, errNoScript)
+	}
+}
+
+// TestWrkPost runs wrk with a generated script against a server that
+// answers 400 to anything but the expected POST; skipped without wrk.
+func TestWrkPost(t *testing.T) {
+	wrk, err := lookTool("wrk")
+	if err != nil {
+		t.Skip("wrk is not installed (make bench installs it)")
+	}
+	url, _ := serveLocal(t, postChecker(16384).serve)
+	base := wrkOptions{Engine: loadWrk, Path: wrk, Threads: 1, Connections: 2, Duration: time.Second}
+	p, _ := parsePathSpec("post:16384:/api/health")
+	o, err := pathOptions(base, p, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := runLoad(context.Background(), o, url+p.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Requests == 0 || r.Errors() != 0 {
+		t.Errorf("wrk POST: %d requests, %d errors; want some and none", r.Requests, r.Errors())
 	}
 }
