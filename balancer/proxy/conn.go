@@ -374,6 +374,9 @@ func (c *clientConn) connect(last error) {
 		if u == nil {
 			break
 		}
+		if l.e.noUpstream.Load() && l.e.noUpstream.CompareAndSwap(true, false) {
+			l.e.log.Info("an upstream is available again")
+		}
 		c.tried.Add(u)
 		up, err := l.upstream(u)
 		if err != nil && isLocal(err) {
@@ -848,16 +851,30 @@ func (c *clientConn) answerError(err error) {
 	case err == errUpstreamTime:
 		status, msg = 504, "upstream timed out"
 	}
-	method, uri := string(c.head.Method), string(c.head.URI)
-	if c.headGone {
-		method, uri = "?", "? (request body streamed over its bytes)"
-	}
-	c.l.e.log.Warn("proxy error", "method", method, "uri", uri, "status", status, "error", err)
+	c.logError(status, err)
 	if !c.reqDone {
 		c.keepAlive = false
 	}
 	c.writeError(status, msg, !c.keepAlive)
 	c.endExchange()
+}
+
+// logError logs a request that got no answer from an upstream. With no
+// upstream in rotation every request would log the same: that is logged
+// once, until one is picked again.
+func (c *clientConn) logError(status int, err error) {
+	e := c.l.e
+	if errors.Is(err, pool.ErrNoUpstream) {
+		if e.noUpstream.CompareAndSwap(false, true) {
+			e.log.Warn("no upstream in rotation: answering 503 until one is", "error", err)
+		}
+		return
+	}
+	method, uri := string(c.head.Method), string(c.head.URI)
+	if c.headGone {
+		method, uri = "?", "? (request body read over its bytes)"
+	}
+	e.log.Warn("proxy error", "method", method, "uri", uri, "status", status, "error", err)
 }
 
 // refuse answers a request that cannot be relayed and closes the

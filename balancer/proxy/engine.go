@@ -129,6 +129,9 @@ type Engine struct {
 	stopping atomic.Bool // no new clients; idle ones closed
 	kill     atomic.Bool // close everything now
 	conns    atomic.Int64
+	// noUpstream: a 503 for want of an upstream was logged; cleared when
+	// one is picked again.
+	noUpstream atomic.Bool
 }
 
 // NewEngine returns an engine over p. obs may be nil.

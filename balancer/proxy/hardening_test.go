@@ -164,3 +164,59 @@ func TestEarlyAnswerRelayed(t *testing.T) {
 		t.Fatalf("upstream counted %d failures for answers the client caused", f)
 	}
 }
+
+// Issue 8, item 6: request targets and Host are strict. An absolute-form
+// target goes upstream in origin-form with Host from the URI; what is
+// malformed, and CONNECT, never reaches the upstream.
+func TestStrictRequestTargets(t *testing.T) {
+	heads := make(chan string, 16)
+	addr := rawUpstream(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		for {
+			head, err := readHead(br)
+			if err != nil {
+				return
+			}
+			heads <- head
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	p, _ := newPool(t, addr)
+	front := startFront(t, p)
+
+	c, br := dialFront(t, front)
+	_, _ = io.WriteString(c, "GET http://Other.Example:8080/p?q=1 HTTP/1.1\r\nHost: evil\r\n\r\n")
+	if resp, body := readResp(t, br, "GET"); resp.StatusCode != 200 || body != "ok" {
+		t.Fatalf("absolute form: %d %q", resp.StatusCode, body)
+	}
+	head := <-heads
+	if !strings.HasPrefix(head, "GET /p?q=1 HTTP/1.1\r\n") || !strings.Contains(head, "\r\nHost: Other.Example:8080\r\n") ||
+		strings.Contains(head, "evil") {
+		t.Fatalf("absolute form forwarded as:\n%s", head)
+	}
+
+	for _, tt := range []struct {
+		req    string
+		status int
+	}{
+		{"GET foo HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost:\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
+		{"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400},
+		{"GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"GET /\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 405},
+	} {
+		resp, _, closed := rawExchange(t, front, tt.req)
+		if resp == nil || resp.StatusCode != tt.status || !closed {
+			t.Errorf("%q: %v closed=%v, want %d and the connection closed", tt.req, resp, closed, tt.status)
+		}
+	}
+	select {
+	case h := <-heads:
+		t.Fatalf("a refused request reached the upstream:\n%s", h)
+	case <-time.After(100 * time.Millisecond):
+	}
+}
