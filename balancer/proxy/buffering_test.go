@@ -53,6 +53,7 @@ func noFilesLeft(t *testing.T, dir string) {
 // A request body is read whole before an upstream sees anything of it,
 // in memory and then in an unlinked temporary file.
 func TestRequestBodyBufferedBeforeUpstream(t *testing.T) {
+	t.Parallel()
 	b := sumBackend(t)
 	p, ups := newPool(t, b.addr)
 	o := bufferOptions(t)
@@ -77,6 +78,7 @@ func TestRequestBodyBufferedBeforeUpstream(t *testing.T) {
 
 // A chunked body is buffered in its canonical form and arrives whole.
 func TestChunkedBodyBuffered(t *testing.T) {
+	t.Parallel()
 	b := sumBackend(t)
 	p, _ := newPool(t, b.addr)
 	o := bufferOptions(t)
@@ -99,6 +101,7 @@ func TestChunkedBodyBuffered(t *testing.T) {
 // A client that sends 100-continue gets it from the balancer, which then
 // sends the whole request without the Expect header.
 func TestExpectContinueAnsweredByBalancer(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 1)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		got <- string(ctx.Request.Header.Peek("Expect"))
@@ -124,6 +127,7 @@ func TestExpectContinueAnsweredByBalancer(t *testing.T) {
 // A stalled body gets 408 after ReadHeaderTimeout, and a body that keeps
 // trickling gets 408 after ClientBodyTimeout; neither reaches the upstream.
 func TestBodyTimeouts(t *testing.T) {
+	t.Parallel()
 	b := sumBackend(t)
 	p, ups := newPool(t, b.addr)
 	o := bufferOptions(t)
@@ -166,6 +170,7 @@ func TestBodyTimeouts(t *testing.T) {
 // A slow reader's answer is held by the balancer: the upstream is free as
 // soon as it has sent it, and the client still gets every byte.
 func TestSlowReaderReleasesUpstream(t *testing.T) {
+	t.Parallel()
 	for _, held := range []bool{true, false} {
 		t.Run(fmt.Sprintf("held=%v", held), func(t *testing.T) {
 			b := sumBackend(t)
@@ -198,6 +203,7 @@ func TestSlowReaderReleasesUpstream(t *testing.T) {
 
 // With StreamRequests, bodies go upstream as they arrive, as before.
 func TestStreamedRequestBody(t *testing.T) {
+	t.Parallel()
 	b := sumBackend(t)
 	p, ups := newPool(t, b.addr)
 	o := bufferOptions(t)

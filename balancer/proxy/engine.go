@@ -398,7 +398,7 @@ func (l *loop) accept() {
 		default:
 			ip = []byte("unix")
 		}
-		c := &clientConn{l: l, fd: fd, ip: ip, writable: true}
+		c := &clientConn{sock: sock{fd: fd, writable: true}, l: l, ip: ip}
 		if !l.register(fd, entry{c: c}) {
 			continue
 		}
@@ -561,7 +561,7 @@ func (l *loop) upstream(u *pool.Upstream) (*upConn, error) {
 	if err != nil {
 		return nil, &localError{err}
 	}
-	up := &upConn{fd: fd, u: u, writable: true}
+	up := &upConn{sock: sock{fd: fd, writable: true}, u: u}
 	if p.tcp {
 		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	}
@@ -578,13 +578,6 @@ func (l *loop) upstream(u *pool.Upstream) (*upConn, error) {
 	}
 	return up, nil
 }
-
-// localError is a failure on the balancer's side (out of descriptors or
-// memory), not the upstream's: it does not count against the upstream.
-type localError struct{ err error }
-
-func (e *localError) Error() string { return "no socket for the upstream: " + e.err.Error() }
-func (e *localError) Unwrap() error { return e.err }
 
 // release returns up to its upstream's idle pool when reusable, else
 // closes it.

@@ -84,6 +84,7 @@ func writeInPieces(w io.Writer, r *rand.Rand, b []byte) error {
 
 // Client side: pipelined requests of every framing, cut at random.
 func TestEngineRequestsCutAnywhere(t *testing.T) {
+	t.Parallel()
 	r := seeded(t)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("X-URI", string(ctx.RequestURI()))
@@ -117,6 +118,7 @@ func TestEngineRequestsCutAnywhere(t *testing.T) {
 // Upstream side: answers framed by length, chunked, or by closing, cut at
 // random, from a raw upstream.
 func TestEngineAnswersCutAnywhere(t *testing.T) {
+	t.Parallel()
 	r := seeded(t)
 	sock := filepath.Join(sockDir(t), "raw.sock")
 	ln, err := net.Listen("unix", sock)
@@ -185,6 +187,7 @@ func serveCut(conn net.Conn, r *rand.Rand) {
 // Garbage never crashes the engine: each connection gets an error answer
 // or is closed, and the engine serves normally afterwards.
 func TestEngineGarbageFromClients(t *testing.T) {
+	t.Parallel()
 	r := seeded(t)
 	b := startBackend(t, okHandler)
 	p, ups := newPool(t, b.addr)
@@ -231,31 +234,17 @@ func TestEngineGarbageFromClients(t *testing.T) {
 // Garbage from an upstream never crashes the engine: the client gets a 502
 // (or what the garbage happened to frame) and the engine carries on.
 func TestEngineGarbageFromUpstream(t *testing.T) {
+	t.Parallel()
 	r := seeded(t)
-	sock := filepath.Join(sockDir(t), "junk.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	answers := make(chan []byte, 1)
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				// One garbage answer, then the connection closes: an
-				// upstream that stalls mid-head is the timeout's case.
-				if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
-					_, _ = conn.Write(<-answers)
-				}
-			}()
+	addr := rawUpstream(t, func(conn net.Conn) {
+		// One garbage answer, then the connection closes: an upstream
+		// that stalls mid-head is the timeout's case.
+		if _, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+			_, _ = conn.Write(<-answers)
 		}
-	}()
-	p, ups := newPool(t, "unix:"+sock)
+	})
+	p, ups := newPool(t, addr)
 	front := startFront(t, p)
 	valid := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\nConnection: x\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 	for i := range 150 {

@@ -52,6 +52,7 @@ func readResp(t *testing.T, br *bufio.Reader, method string) (*http.Response, st
 }
 
 func TestEnginePipelinedRequests(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.RequestURI()) })
 	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
@@ -71,6 +72,7 @@ func TestEnginePipelinedRequests(t *testing.T) {
 }
 
 func TestEngineChunkedBothWays(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		body := append([]byte(nil), ctx.PostBody()...)
 		ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
@@ -106,6 +108,7 @@ func TestEngineChunkedBothWays(t *testing.T) {
 }
 
 func TestEngineHeadAndNoBodyAnswers(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		switch string(ctx.Path()) {
 		case "/204":
@@ -133,6 +136,7 @@ func TestEngineHeadAndNoBodyAnswers(t *testing.T) {
 }
 
 func TestEngineHTTP10ClosesAfterAnswer(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, okHandler)
 	p, _ := newPool(t, b.addr)
 	resp, body, closed := rawExchange(t, startFront(t, p), "GET / HTTP/1.0\r\n\r\n")
@@ -142,6 +146,7 @@ func TestEngineHTTP10ClosesAfterAnswer(t *testing.T) {
 }
 
 func TestEngineExpectContinue(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.PostBody()) })
 	p, _ := newPool(t, b.addr)
 	c, br := dialFront(t, startFront(t, p))
@@ -162,6 +167,7 @@ func TestEngineExpectContinue(t *testing.T) {
 // A client that reads slowly gets the whole large answer; the engine
 // holds at most a buffer of it at a time.
 func TestEngineSlowReaderGetsEverything(t *testing.T) {
+	t.Parallel()
 	big := bytes.Repeat([]byte("x"), 8<<20)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(big) })
 	p, ups := newPool(t, b.addr)
@@ -178,6 +184,7 @@ func TestEngineSlowReaderGetsEverything(t *testing.T) {
 // A client that goes away mid-answer releases the upstream's in-flight
 // count, and the engine keeps serving.
 func TestEngineClientGoneMidAnswer(t *testing.T) {
+	t.Parallel()
 	big := bytes.Repeat([]byte("y"), 8<<20)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(big) })
 	p, ups := newPool(t, b.addr)
@@ -209,6 +216,7 @@ func waitInflight(t *testing.T, u *pool.Upstream, want int64) {
 // Timeouts: a client that sends half a head gets 408 and a close; an
 // idle keep-alive connection is closed.
 func TestEngineClientTimeouts(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, okHandler)
 	p, _ := newPool(t, b.addr)
 	o := testEngineOptions
@@ -242,6 +250,7 @@ func TestEngineClientTimeouts(t *testing.T) {
 // Shutdown lets a request in flight finish, answers it with Connection:
 // close, and refuses new connections.
 func TestEngineShutdownFinishesInFlight(t *testing.T) {
+	t.Parallel()
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		time.Sleep(300 * time.Millisecond)
 		ctx.SetBodyString("done")
@@ -291,6 +300,7 @@ func TestEngineShutdownFinishesInFlight(t *testing.T) {
 
 // Many clients at once over several loops: every answer is the right one.
 func TestEngineConcurrentClients(t *testing.T) {
+	t.Parallel()
 	b1 := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.RequestURI()) })
 	b2 := startBackend(t, func(ctx *fasthttp.RequestCtx) { ctx.SetBody(ctx.RequestURI()) })
 	p, ups := newPool(t, b1.addr, b2.addr)
@@ -330,6 +340,7 @@ func TestEngineConcurrentClients(t *testing.T) {
 
 // Heads larger than a buffer (16 KiB) pass both ways, up to the limit.
 func TestEngineLargeHeads(t *testing.T) {
+	t.Parallel()
 	big := strings.Repeat("v", 40<<10)
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		ctx.Response.Header.Set("X-Echo", string(ctx.Request.Header.Peek("X-Big")))
@@ -353,6 +364,7 @@ func TestEngineLargeHeads(t *testing.T) {
 // An upstream the pool stops listing (a replaced worker, a remote address
 // gone from DNS) loses its pooled connections at the next sweep.
 func TestEngineForgetsRemovedUpstream(t *testing.T) {
+	t.Parallel()
 	old := startBackend(t, okHandler)
 	next := startBackend(t, okHandler)
 	p, _ := newPool(t, old.addr)

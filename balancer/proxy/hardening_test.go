@@ -55,10 +55,29 @@ func readHead(br *bufio.Reader) (string, error) {
 	}
 }
 
+// headRecorder is a raw upstream that sends every request head it reads
+// to heads and answers each with answer (nothing when empty).
+func headRecorder(t *testing.T, answer string) (string, chan string) {
+	heads := make(chan string, 16)
+	addr := rawUpstream(t, func(conn net.Conn) {
+		br := bufio.NewReader(conn)
+		for {
+			head, err := readHead(br)
+			if err != nil {
+				return
+			}
+			heads <- head
+			_, _ = io.WriteString(conn, answer)
+		}
+	})
+	return addr, heads
+}
+
 // Issue 8, item 2: a chunked request goes upstream as exactly
 // "Transfer-Encoding: chunked" with its body in canonical form, and
 // trailers that carry framing or routing never reach the upstream.
 func TestChunkedRequestForwardedCanonical(t *testing.T) {
+	t.Parallel()
 	got := make(chan string, 1)
 	addr := rawUpstream(t, func(conn net.Conn) {
 		br := bufio.NewReader(conn)
@@ -99,17 +118,8 @@ func TestChunkedRequestForwardedCanonical(t *testing.T) {
 // Issue 8, item 1: bare LF in chunked framing is refused with 400 and the
 // upstream gets no second request out of it.
 func TestChunkedBareLFRefused(t *testing.T) {
-	heads := make(chan string, 8)
-	addr := rawUpstream(t, func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			head, err := readHead(br)
-			if err != nil {
-				return
-			}
-			heads <- head
-		}
-	})
+	t.Parallel()
+	addr, heads := headRecorder(t, "")
 	p, _ := newPool(t, addr)
 	front := startFront(t, p)
 	c, br := dialFront(t, front)
@@ -133,6 +143,7 @@ func TestChunkedBareLFRefused(t *testing.T) {
 // body and closes (413 for a body over its limit) gets its answer relayed
 // to the client, and is not counted as failing.
 func TestEarlyAnswerRelayed(t *testing.T) {
+	t.Parallel()
 	addr := rawUpstream(t, func(conn net.Conn) {
 		if _, err := readHead(bufio.NewReader(conn)); err != nil {
 			return
@@ -169,18 +180,8 @@ func TestEarlyAnswerRelayed(t *testing.T) {
 // target goes upstream in origin-form with Host from the URI; what is
 // malformed, and CONNECT, never reaches the upstream.
 func TestStrictRequestTargets(t *testing.T) {
-	heads := make(chan string, 16)
-	addr := rawUpstream(t, func(conn net.Conn) {
-		br := bufio.NewReader(conn)
-		for {
-			head, err := readHead(br)
-			if err != nil {
-				return
-			}
-			heads <- head
-			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		}
-	})
+	t.Parallel()
+	addr, heads := headRecorder(t, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	p, _ := newPool(t, addr)
 	front := startFront(t, p)
 

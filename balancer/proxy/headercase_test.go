@@ -13,6 +13,7 @@ import (
 // hop-by-hop and X-Forwarded-* headers once slipped past the header rewrite,
 // and clients could spoof X-Forwarded-Proto/Host.
 func TestHopByHopHeadersAnyCase(t *testing.T) {
+	t.Parallel()
 	rec := newRecorder()
 	b := startBackend(t, rec.handle)
 	p, _ := newPool(t, b.addr)
@@ -46,6 +47,7 @@ func TestHopByHopHeadersAnyCase(t *testing.T) {
 // The same in the other direction: hop-by-hop headers an upstream spells
 // in lower case are removed before the answer reaches the client.
 func TestHopByHopResponseHeadersAnyCase(t *testing.T) {
+	t.Parallel()
 	rec := newRecorder()
 	rec.resp = func(ctx *fasthttp.RequestCtx) {
 		h := &ctx.Response.Header

@@ -65,6 +65,7 @@ func headerValues(h *fasthttp.RequestHeader, name string) []string {
 }
 
 func TestHopByHopRequestHeaders(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		headers string   // raw header lines the client sends
@@ -132,6 +133,7 @@ func TestHopByHopRequestHeaders(t *testing.T) {
 }
 
 func TestHopByHopResponseHeaders(t *testing.T) {
+	t.Parallel()
 	rec := newRecorder()
 	rec.resp = func(ctx *fasthttp.RequestCtx) {
 		h := &ctx.Response.Header
@@ -168,6 +170,7 @@ func TestHopByHopResponseHeaders(t *testing.T) {
 }
 
 func TestForwardedHeaders(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		hdr     []string
@@ -214,6 +217,7 @@ func TestForwardedHeaders(t *testing.T) {
 }
 
 func TestRequestID(t *testing.T) {
+	t.Parallel()
 	rec := newRecorder()
 	b := startBackend(t, rec.handle)
 	p, _ := newPool(t, b.addr)
@@ -240,6 +244,7 @@ func TestRequestID(t *testing.T) {
 // The client's "Connection: close" ends the client's connection, not the
 // pooled one to the upstream.
 func TestClientCloseKeepsUpstreamConnection(t *testing.T) {
+	t.Parallel()
 	rec := newRecorder()
 	b := startBackend(t, rec.handle)
 	p, _ := newPool(t, b.addr)
@@ -265,6 +270,7 @@ func TestClientCloseKeepsUpstreamConnection(t *testing.T) {
 }
 
 func TestRetryAfterDialError(t *testing.T) {
+	t.Parallel()
 	for _, method := range []string{"GET", "POST", "PATCH", "DELETE"} {
 		t.Run(method, func(t *testing.T) {
 			rec := newRecorder()
@@ -290,6 +296,7 @@ func TestRetryAfterDialError(t *testing.T) {
 // An upstream that takes the request and closes the connection without an
 // answer may have acted on it: only a safe method goes to another one.
 func TestRetryAfterUpstreamClosed(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		method  string
 		retried bool
@@ -333,6 +340,7 @@ func TestRetryAfterUpstreamClosed(t *testing.T) {
 }
 
 func TestNoHealthyUpstream(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		states []pool.State
@@ -368,6 +376,7 @@ func TestNoHealthyUpstream(t *testing.T) {
 // A slow upstream answers 504 and, since it may still be working on the
 // request, the request is not sent to another one.
 func TestUpstreamTimeout(t *testing.T) {
+	t.Parallel()
 	release := make(chan struct{})
 	slow := startBackend(t, func(ctx *fasthttp.RequestCtx) {
 		select {
@@ -394,6 +403,7 @@ func TestUpstreamTimeout(t *testing.T) {
 }
 
 func TestAllUpstreamsDead(t *testing.T) {
+	t.Parallel()
 	p, ups := newPool(t, deadAddr(t), deadAddr(t))
 	c := client(t, startFront(t, p))
 	for _, m := range []string{"GET", "POST"} {
@@ -412,6 +422,7 @@ func sum(b []byte) string {
 }
 
 func TestLargeBodies(t *testing.T) {
+	t.Parallel()
 	big := make([]byte, 5<<20)
 	for i := range big {
 		big[i] = byte(i*7 + i>>11)
@@ -443,6 +454,7 @@ func TestLargeBodies(t *testing.T) {
 }
 
 func TestFramingRefused(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		raw  string
@@ -490,6 +502,7 @@ func TestFramingRefused(t *testing.T) {
 // wins, and the connection must be closed after the answer, so nothing
 // after the chunked body (a smuggled request) is read as a request.
 func TestFramingContentLengthAndChunkedNotSmuggled(t *testing.T) {
+	t.Parallel()
 	var paths atomic.Value
 	paths.Store("")
 	b := startBackend(t, func(ctx *fasthttp.RequestCtx) {

@@ -46,6 +46,22 @@ func rawWrite(fd int, p []byte) (int, syscall.Errno) {
 	return int(n), e
 }
 
+// rawWritev sends a then b in one call, as rawWrite does (b may be empty).
+func rawWritev(fd int, a, b []byte) (int, syscall.Errno) {
+	if len(b) == 0 {
+		return rawWrite(fd, a)
+	}
+	if len(a) == 0 {
+		return rawWrite(fd, b)
+	}
+	iov := [2]syscall.Iovec{{Base: &a[0]}, {Base: &b[0]}}
+	iov[0].SetLen(len(a))
+	iov[1].SetLen(len(b))
+	msg := syscall.Msghdr{Iov: &iov[0], Iovlen: 2}
+	n, _, e := syscall.RawSyscall(syscall.SYS_SENDMSG, uintptr(fd), uintptr(unsafe.Pointer(&msg)), syscall.MSG_NOSIGNAL)
+	return int(n), e
+}
+
 // epollAdd registers fd with data {fd, gen}: gen tells a stale event for a
 // closed descriptor from one for a new socket that got the same number.
 func epollAdd(ep, fd int, events uint32, gen int32) error {
