@@ -6,10 +6,9 @@ package proxy
 
 import (
 	"errors"
+	"net/http"
 	"strconv"
 	"time"
-
-	"github.com/valyala/fasthttp"
 
 	"github.com/procbal/procbal/balancer/pool"
 	"github.com/procbal/procbal/balancer/proxy/wire"
@@ -75,7 +74,7 @@ func appendErrorAnswer(dst []byte, status int, msg, connection string) []byte {
 	dst = append(dst, "HTTP/1.1 "...)
 	dst = strconv.AppendInt(dst, int64(status), 10)
 	dst = append(dst, ' ')
-	dst = append(dst, fasthttp.StatusMessage(status)...)
+	dst = append(dst, http.StatusText(status)...)
 	dst = append(dst, "\r\nContent-Type: application/json\r\n"...)
 	if status == 503 {
 		dst = append(dst, "Retry-After: 1\r\n"...)
