@@ -59,10 +59,15 @@ type Config struct {
 	BodyTimeout     time.Duration `env:"CLIENT_BODY_TIMEOUT" envDefault:"120s"`
 	ResponseBuffer  OptionalSize  `env:"RESPONSE_BUFFER" envDefault:"1GiB"`
 	BufferMemory    ByteSize      `env:"BUFFER_MEMORY" envDefault:"64KiB"`
+	MaxTunnels      int           `env:"MAX_TUNNELS" envDefault:"10000"`
+	TunnelIdle      time.Duration `env:"TUNNEL_IDLE_TIMEOUT" envDefault:"1h"`
 	ProxyLoops      int           `env:"PROXY_LOOPS" envDefault:"0"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text"`
 	LogFile         string        `env:"LOG_FILE"`
+	LogMaxSizeMB    int           `env:"LOG_MAX_SIZE_MB" envDefault:"100"`
+	LogMaxFiles     int           `env:"LOG_MAX_FILES" envDefault:"5"`
+	LogMaxAgeDays   int           `env:"LOG_MAX_AGE_DAYS" envDefault:"0"`
 }
 
 // maxLoops bounds PROXY_LOOPS, beyond any machine's cores.
@@ -223,7 +228,7 @@ func (c *Config) checkDurations() error {
 		{"WORKER_START_TIMEOUT", c.WorkerStartTime, true}, {"MEMORY_REPORT_INTERVAL", c.MemoryInterval, true},
 		{"DNS_REFRESH", c.DNSRefresh, true}, {"READ_HEADER_TIMEOUT", c.ReadTimeout, true},
 		{"IDLE_TIMEOUT", c.IdleTimeout, true}, {"UPSTREAM_TIMEOUT", c.UpstreamTimeout, true},
-		{"CLIENT_BODY_TIMEOUT", c.BodyTimeout, true},
+		{"CLIENT_BODY_TIMEOUT", c.BodyTimeout, true}, {"TUNNEL_IDLE_TIMEOUT", c.TunnelIdle, true},
 		{"DRAIN_TIMEOUT", c.DrainTimeout, false}, {"SHUTDOWN_TIMEOUT", c.ShutdownTimeout, false},
 	} {
 		if d.v < 0 || (d.positive && d.v == 0) {
@@ -243,6 +248,8 @@ func (c *Config) checkCounts() error {
 		{"MEMORY_THRESHOLD_MB", c.MemoryThreshold, 0}, {"MAX_MEMORY_RESTART_MB", c.MaxMemoryMB, 0},
 		{"WORKER_MEMORY_LIMIT_MB", c.MemoryLimitMB, 0}, {"MAX_REQUESTS", c.MaxRequests, 0},
 		{"DB_MAX_CONNS", c.DBMaxConns, 1}, {"PROXY_LOOPS", c.ProxyLoops, 0},
+		{"MAX_TUNNELS", c.MaxTunnels, 1},
+		{"LOG_MAX_SIZE_MB", c.LogMaxSizeMB, 1}, {"LOG_MAX_FILES", c.LogMaxFiles, 1}, {"LOG_MAX_AGE_DAYS", c.LogMaxAgeDays, 0},
 	} {
 		if n.v < n.min {
 			return fmt.Errorf("%s: must be at least %d, got %d", n.name, n.min, n.v)

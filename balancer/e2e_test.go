@@ -280,6 +280,8 @@ func TestBadSettingsRefused(t *testing.T) {
 		{"RESPONSE_BUFFER=lots", "RESPONSE_BUFFER"},
 		{"RESPONSE_BUFFER=-1MiB", "RESPONSE_BUFFER"},
 		{"BUFFER_MEMORY=0", "BUFFER_MEMORY"},
+		{"MAX_TUNNELS=0", "MAX_TUNNELS"},
+		{"TUNNEL_IDLE_TIMEOUT=never", "TUNNEL_IDLE_TIMEOUT"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Parallel()

@@ -29,5 +29,7 @@ func newEngine(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger, 
 		ResponseBuffer:    respBuf,
 		BufferMemory:      int64(cfg.BufferMemory),
 		TempDir:           tmp,
+		MaxTunnels:        int64(cfg.MaxTunnels),
+		TunnelIdleTimeout: cfg.TunnelIdle,
 	})
 }

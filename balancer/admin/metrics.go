@@ -25,6 +25,7 @@ type Metrics struct {
 	sup      *supervisor.Supervisor
 	requests *prometheus.Desc
 	inflight *prometheus.Desc
+	tunnels  *prometheus.Desc
 	healthy  *prometheus.Desc
 	restarts *prometheus.Desc
 	ejection *prometheus.Desc
@@ -51,6 +52,7 @@ func NewMetrics(p *pool.Pool, sup *supervisor.Supervisor) *Metrics {
 		}),
 		requests: desc("balancer_requests_total", "Requests proxied, by upstream and status class (0xx: no answer).", "upstream", "class"),
 		inflight: desc("balancer_inflight_requests", "Requests being proxied now."),
+		tunnels:  desc("balancer_open_tunnels", "Open Upgrade (WebSocket) tunnels, by upstream.", "upstream"),
 		healthy:  desc("balancer_healthy_upstreams", "Upstreams taking requests now."),
 		restarts: desc("balancer_worker_restarts_total", "Worker restarts, by cause.", "cause"),
 		ejection: desc("balancer_ejections_total", "Passive ejections of upstreams after consecutive proxy failures.", "upstream"),
@@ -79,7 +81,7 @@ func (m *Metrics) Handler() http.Handler {
 
 // Describe implements prometheus.Collector.
 func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.requests, m.inflight, m.healthy, m.restarts, m.ejection, m.rss, m.heap, m.selfRSS, m.clients} {
+	for _, d := range []*prometheus.Desc{m.requests, m.inflight, m.tunnels, m.healthy, m.restarts, m.ejection, m.rss, m.heap, m.selfRSS, m.clients} {
 		ch <- d
 	}
 }
@@ -115,7 +117,7 @@ func (m *Metrics) collectUpstreams(ch chan<- prometheus.Metric) {
 		up    string
 		class int
 	}
-	reqs, ejects := map[key]uint64{}, map[string]uint64{}
+	reqs, ejects, tunnels := map[key]uint64{}, map[string]uint64{}, map[string]int64{}
 	var inflight int64
 	healthy := 0
 	for _, u := range m.pool.Upstreams() {
@@ -125,6 +127,7 @@ func (m *Metrics) collectUpstreams(ch chan<- prometheus.Metric) {
 		}
 		reqs[key{name, 0}] += u.Failures()
 		ejects[name] += uint64(u.Ejections())
+		tunnels[name] += u.Tunnels()
 		inflight += u.Inflight()
 		if u.Available() {
 			healthy++
@@ -135,6 +138,9 @@ func (m *Metrics) collectUpstreams(ch chan<- prometheus.Metric) {
 	}
 	for up, n := range ejects {
 		ch <- prometheus.MustNewConstMetric(m.ejection, prometheus.CounterValue, float64(n), up)
+	}
+	for up, n := range tunnels {
+		ch <- prometheus.MustNewConstMetric(m.tunnels, prometheus.GaugeValue, float64(n), up)
 	}
 	ch <- prometheus.MustNewConstMetric(m.inflight, prometheus.GaugeValue, float64(inflight))
 	ch <- prometheus.MustNewConstMetric(m.healthy, prometheus.GaugeValue, float64(healthy))

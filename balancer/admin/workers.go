@@ -17,6 +17,7 @@ type Worker struct {
 	PID           int       `json:"pid"`
 	State         string    `json:"state"`
 	Inflight      int64     `json:"inflight"`
+	Tunnels       int64     `json:"tunnels"` // open Upgrade (WebSocket) tunnels, counted in inflight too
 	Requests      uint64    `json:"requests"`
 	Failures      uint64    `json:"failures"`
 	Restarts      int       `json:"restarts"`
@@ -109,6 +110,7 @@ func workerOf(u *pool.Upstream) Worker {
 		PID:       u.PID,
 		State:     u.State().String(),
 		Inflight:  u.Inflight(),
+		Tunnels:   u.Tunnels(),
 		Requests:  u.Requests(),
 		Failures:  u.Failures(),
 		Ejections: u.Ejections(),

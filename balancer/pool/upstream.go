@@ -69,6 +69,7 @@ type Upstream struct {
 
 	state        atomic.Int32
 	inflight     atomic.Int64
+	tunnels      atomic.Int64
 	requests     atomic.Uint64
 	failures     atomic.Uint64
 	consecFails  atomic.Int32
@@ -148,6 +149,23 @@ func (u *Upstream) Acquire() bool {
 // AcquireAny counts a request in flight without checking the state; the
 // pool uses it when it routes to ejected upstreams as a last resort.
 func (u *Upstream) AcquireAny() { u.inflight.Add(1) }
+
+// OpenTunnel counts a connection switched to another protocol (a
+// WebSocket) as one request in flight until CloseTunnel: least_conn sees
+// it, and draining waits for it.
+func (u *Upstream) OpenTunnel() {
+	u.inflight.Add(1)
+	u.tunnels.Add(1)
+}
+
+// CloseTunnel ends what OpenTunnel counted.
+func (u *Upstream) CloseTunnel() {
+	u.tunnels.Add(-1)
+	u.inflight.Add(-1)
+}
+
+// Tunnels returns the open tunnels to u.
+func (u *Upstream) Tunnels() int64 { return u.tunnels.Load() }
 
 // acquireIn is Acquire for an upstream in state s: the pool's fallback to
 // Recycling upstreams, checked after counting for the same reason.

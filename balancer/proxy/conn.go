@@ -15,6 +15,7 @@ const (
 	stHead     = iota // waiting for, or reading, a request head
 	stExchange        // a request is being relayed
 	stLinger          // answered and closing: discarding what the client still sends
+	stTunnel          // switched protocols: bytes relayed both ways as they are
 )
 
 // sendBuf is bytes waiting to be written to a socket: b[off:].
@@ -82,6 +83,10 @@ func (c *clientConn) progress() {
 			if c.outputDone() {
 				moved = c.stepLinger() || moved
 			}
+		case stTunnel:
+			if c.out.empty() {
+				moved = c.stepTunnel() || moved
+			}
 		}
 		if !moved {
 			c.releaseIdle()
@@ -147,7 +152,7 @@ func (c *clientConn) outputDone() bool { return c.out.empty() && c.rsp.unread() 
 func (c *clientConn) wrote() {
 	l := c.l
 	switch {
-	case c.state == stExchange:
+	case c.state == stExchange, c.state == stTunnel: // their own timers
 	case !c.outputDone():
 		c.deadline = l.now + int64(l.e.opt.IdleTimeout)
 	case c.state == stLinger:
@@ -312,6 +317,8 @@ func (c *clientConn) stepLinger() bool {
 // expired acts on a passed deadline.
 func (c *clientConn) expired() {
 	switch {
+	case c.state == stTunnel:
+		c.close() // idle for TunnelIdleTimeout
 	case c.state != stExchange && !c.outputDone():
 		c.close() // the client stopped reading
 	case c.state == stExchange && c.x.buffering:

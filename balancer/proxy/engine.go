@@ -70,6 +70,13 @@ type EngineOptions struct {
 	// TempDir holds the temporary files of buffered bodies. If empty,
 	// os.TempDir().
 	TempDir string
+	// MaxTunnels bounds the connections switched to another protocol
+	// (WebSocket and other Upgrade tunnels) across the engine; an Upgrade
+	// beyond it gets 503. If zero, 10,000.
+	MaxTunnels int64
+	// TunnelIdleTimeout closes a tunnel with no byte either way for this
+	// long. If zero, 1h.
+	TunnelIdleTimeout time.Duration
 }
 
 func (o *EngineOptions) defaults() {
@@ -106,6 +113,12 @@ func (o *EngineOptions) defaults() {
 	if o.TempDir == "" {
 		o.TempDir = os.TempDir()
 	}
+	if o.MaxTunnels <= 0 {
+		o.MaxTunnels = 10_000
+	}
+	if o.TunnelIdleTimeout <= 0 {
+		o.TunnelIdleTimeout = time.Hour
+	}
 }
 
 // Engine is the proxy's front end built the way nginx and HAProxy are: a
@@ -132,7 +145,11 @@ type Engine struct {
 	// noUpstream: a 503 for want of an upstream was logged; cleared when
 	// one is picked again.
 	noUpstream atomic.Bool
+	tunnels    atomic.Int64 // open tunnels, bounded by MaxTunnels
 }
+
+// Tunnels returns the open Upgrade tunnels.
+func (e *Engine) Tunnels() int64 { return e.tunnels.Load() }
 
 // NewEngine returns an engine over p. obs may be nil.
 func NewEngine(p *pool.Pool, obs Observer, log hclog.Logger, o EngineOptions) *Engine {

@@ -41,6 +41,10 @@ type exchange struct {
 	respKind  wire.BodyKind
 	respLeft  int64
 	respChunk wire.ChunkedScanner
+	// tunnel is the upstream of the tunnel the exchange became, counted
+	// open on it and in the engine until the connection closes.
+	tunnel           *pool.Upstream
+	clientEOF, upEOF bool // a tunnel's directions that ended
 }
 
 // startExchange begins relaying the request whose head was just parsed.
@@ -60,6 +64,10 @@ func (c *clientConn) startExchange() {
 		c.x.reqLeft = 0
 	}
 	c.x.reqDone = c.x.reqLeft == 0
+	if h.Upgrade != nil && l.e.tunnels.Load() >= l.e.opt.MaxTunnels {
+		c.refuse(503, "too many open tunnels")
+		return
+	}
 	buffer := !c.x.reqDone && !l.e.opt.StreamRequests
 	var id []byte
 	if h.RequestID == nil {
@@ -356,8 +364,8 @@ func (c *clientConn) stepResponse() bool {
 			case err == nil:
 				c.passHead()
 				moved = true
-				if c.closed || c.x.up == nil {
-					return true
+				if c.closed || c.x.up == nil || c.state != stExchange {
+					return true // done, failed, or now a tunnel
 				}
 			case err == wire.ErrIncomplete:
 			default:
@@ -386,7 +394,11 @@ func (c *clientConn) passHead() {
 	if h.Status < 200 {
 		up.r += h.Len
 		if h.Status == 101 {
-			c.upstreamFailed(errBadResponse) // Upgrade is never forwarded
+			if c.x.head.Upgrade == nil {
+				c.upstreamFailed(errBadResponse) // a switch the client did not ask for
+				return
+			}
+			c.startTunnel(head, h)
 			return
 		}
 		c.out.b = wire.AppendResponse(c.outBuf(), head, h, "")
@@ -531,6 +543,10 @@ func (c *clientConn) dropExchange() {
 		c.x.up = nil
 	}
 	c.endAttempt(notUpstream)
+	if c.x.tunnel != nil {
+		c.x.tunnel.CloseTunnel()
+		l.e.tunnels.Add(-1)
+	}
 	c.body.reset(l)
 	for _, b := range [...][]byte{c.x.req.b, c.x.stage.b} {
 		if b != nil {

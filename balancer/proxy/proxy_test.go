@@ -81,9 +81,17 @@ func TestHopByHopRequestHeaders(t *testing.T) {
 		{
 			name: "fixed list",
 			headers: "Keep-Alive: timeout=5\r\nProxy-Authorization: Basic c2VjcmV0\r\n" +
-				"Proxy-Connection: keep-alive\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Keep: yes\r\n",
+				"Proxy-Connection: keep-alive\r\nUpgrade: websocket\r\nConnection: close\r\nX-Keep: yes\r\n",
 			gone: []string{"Keep-Alive", "Proxy-Authorization", "Proxy-Connection", "Upgrade", "Connection"},
 			kept: map[string]string{"X-Keep": "yes"},
+		},
+		{
+			// An Upgrade the Connection header names goes on (issue 13),
+			// as the one "Connection: upgrade" token.
+			name:    "upgrade goes on",
+			headers: "Upgrade: websocket\r\nConnection: keep-alive, Upgrade, X-Fake-Hop\r\nX-Fake-Hop: 1\r\n",
+			gone:    []string{"X-Fake-Hop", "Keep-Alive"},
+			kept:    map[string]string{"Upgrade": "websocket", "Connection": "upgrade"},
 		},
 		{
 			name:    "te trailers kept",

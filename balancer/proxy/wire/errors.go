@@ -52,27 +52,31 @@ const (
 	eBadHost
 	eTarget
 	eConnect
+	eUpgradeBody
+	eUpgrade10
 	nErrCodes
 )
 
 var reqErrs = [nErrCodes]*Error{
-	eStartLine:  {400, "malformed request line"},
-	eVersion:    {505, "http version not supported"},
-	eHeaderLine: {400, "malformed header line"},
-	eObsFold:    {400, "obsolete line folding"},
-	eCtl:        {400, "control character in header"},
-	eTooMany:    {431, "too many headers"},
-	eBadCL:      {400, "bad Content-Length"},
-	eConflictCL: {400, "conflicting Content-Length"},
-	eTECoding:   {501, "unsupported transfer coding"},
-	eBadTE:      {400, "malformed Transfer-Encoding"},
-	eTE10:       {400, "Transfer-Encoding in HTTP/1.0 request"},
-	eBothCLTE:   {400, "both Content-Length and Transfer-Encoding"},
-	eMultiHost:  {400, "multiple Host headers"},
-	eNoHost:     {400, "missing Host header"},
-	eBadHost:    {400, "malformed Host header"},
-	eTarget:     {400, "malformed request target"},
-	eConnect:    {405, "CONNECT is not supported: this is not a forward proxy"},
+	eStartLine:   {400, "malformed request line"},
+	eVersion:     {505, "http version not supported"},
+	eHeaderLine:  {400, "malformed header line"},
+	eObsFold:     {400, "obsolete line folding"},
+	eCtl:         {400, "control character in header"},
+	eTooMany:     {431, "too many headers"},
+	eBadCL:       {400, "bad Content-Length"},
+	eConflictCL:  {400, "conflicting Content-Length"},
+	eTECoding:    {501, "unsupported transfer coding"},
+	eBadTE:       {400, "malformed Transfer-Encoding"},
+	eTE10:        {400, "Transfer-Encoding in HTTP/1.0 request"},
+	eBothCLTE:    {400, "both Content-Length and Transfer-Encoding"},
+	eMultiHost:   {400, "multiple Host headers"},
+	eNoHost:      {400, "missing Host header"},
+	eBadHost:     {400, "malformed Host header"},
+	eTarget:      {400, "malformed request target"},
+	eConnect:     {405, "CONNECT is not supported: this is not a forward proxy"},
+	eUpgradeBody: {400, "Upgrade request with a body"},
+	eUpgrade10:   {400, "Upgrade in an HTTP/1.0 request"},
 }
 
 var respErrs = [nErrCodes]*Error{

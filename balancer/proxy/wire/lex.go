@@ -472,9 +472,11 @@ func (c *codings) add(v []byte) {
 // buffer that was parsed, so that the writers can drop the headers they
 // name.
 type connTokens struct {
-	n    int
-	more bool // more tokens than fit tok: scan the Connection headers again
-	tok  [maxConnTokens][2]int32
+	// upgrade: a Connection header listed "upgrade".
+	upgrade bool
+	n       int
+	more    bool // more tokens than fit tok: scan the Connection headers again
+	tok     [maxConnTokens][2]int32
 }
 
 // add records the tokens of a Connection header value buf[s:e] and reports
@@ -503,6 +505,7 @@ func (c *connTokens) add(buf []byte, s, e int) (closeTok, keepAlive bool) {
 				closeTok = true
 				fallthrough
 			default:
+				c.upgrade = c.upgrade || eqLower(tok, "upgrade")
 				if c.n < len(c.tok) && te <= math.MaxInt32 {
 					c.tok[c.n] = [2]int32{int32(ts), int32(te - ts)}
 					c.n++
@@ -570,6 +573,7 @@ const (
 	forResponseNoCL                // a response whose Transfer-Encoding overrides its Content-Length
 	forRequestNewHost              // a request whose Host is written anew (absolute-form target)
 	forRequestNoExpect             // a request whose body is sent whole: Expect is dropped
+	forResponseUpgrade             // a 101 answer to an upgrade: Upgrade is kept
 )
 
 // appendHeaders appends the header lines of buf[start:end] that are to be
@@ -609,8 +613,10 @@ func appendHeaders(dst, buf []byte, start, end int, conn *connTokens, mode int) 
 // keepHeader tells whether a header is forwarded.
 func keepHeader(buf []byte, start, end int, name, value []byte, conn *connTokens, mode int) bool {
 	switch classify(name) {
+	case hUpgrade:
+		return mode&forResponseUpgrade != 0
 	case hConnection, hKeepAlive, hProxyConnection, hProxyAuthenticate,
-		hProxyAuthorization, hTrailer, hUpgrade:
+		hProxyAuthorization, hTrailer:
 		return false
 	case hTE:
 		return eqLower(value, "trailers")

@@ -27,6 +27,11 @@ type RequestHead struct {
 	// several, the first one's.
 	RequestID []byte
 
+	// Upgrade is the Upgrade header's value (trimmed) when a Connection
+	// header lists "upgrade": the client asks to switch protocols (a
+	// WebSocket handshake); nil otherwise.
+	Upgrade []byte
+
 	ExpectContinue bool // Expect: 100-continue
 	Idempotent     bool // method is GET, HEAD, OPTIONS or TRACE (case-sensitive)
 	Head           bool // method is HEAD
@@ -88,6 +93,7 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 		closeTok, keepAlive bool
 		te                  codings
 		l                   hdrLine
+		upgrade             []byte
 	)
 	for {
 		st, next, code := nextHeader(w, i, &n, &l)
@@ -141,8 +147,13 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 			if h.RequestID == nil {
 				h.RequestID = value
 			}
+		case hUpgrade:
+			h.rewrite = true
+			if upgrade == nil {
+				upgrade = value
+			}
 		case hTE, hKeepAlive, hProxyConnection, hProxyAuthenticate, hProxyAuthorization,
-			hTrailer, hUpgrade, hForwardedProto, hForwardedHost:
+			hTrailer, hForwardedProto, hForwardedHost:
 			h.rewrite = true
 		}
 		i = l.next
@@ -171,6 +182,15 @@ func ParseRequest(buf []byte, lim Limits, h *RequestHead) error {
 	}
 	if code := h.target(); code != eNone {
 		return reqErrs[code]
+	}
+	if h.conn.upgrade && len(upgrade) > 0 {
+		switch {
+		case h.Minor == 0:
+			return reqErrs[eUpgrade10]
+		case h.Chunked || h.ContentLength > 0:
+			return reqErrs[eUpgradeBody]
+		}
+		h.Upgrade = upgrade
 	}
 	if h.Minor == 1 {
 		h.KeepAlive = !closeTok
@@ -401,6 +421,11 @@ func AppendRequest(dst, buf []byte, h *RequestHead, f Forward) []byte {
 	}
 	if h.Chunked {
 		dst = append(dst, "Transfer-Encoding: chunked\r\n"...)
+	}
+	if h.Upgrade != nil {
+		dst = append(dst, "Connection: upgrade\r\nUpgrade: "...)
+		dst = append(dst, h.Upgrade...)
+		dst = append(dst, "\r\n"...)
 	}
 	if len(h.ForwardedFor) > 0 || len(f.ClientIP) > 0 {
 		dst = append(dst, "X-Forwarded-For: "...)

@@ -204,14 +204,19 @@ func AppendResponse(dst, buf []byte, h *ResponseHead, connection string) []byte 
 		dst = append(dst, buf[h.reasonOff:h.reasonEnd]...)
 	}
 	dst = append(dst, "\r\n"...)
-	if !h.rewrite && h.hdrOff <= h.hdrEnd && h.hdrEnd <= len(buf) {
-		dst = append(dst, buf[h.hdrOff:h.hdrEnd]...)
-	} else {
-		mode := forResponse
-		if h.dropCL {
-			mode |= forResponseNoCL
-		}
+	mode := forResponse
+	if h.dropCL {
+		mode |= forResponseNoCL
+	}
+	if connection == "upgrade" {
+		// A 101 switching to the protocol the client asked for keeps its
+		// Upgrade header (RFC 9110 7.8).
+		mode |= forResponseUpgrade
+	}
+	if mode != forResponse || h.rewrite || h.hdrOff > h.hdrEnd || h.hdrEnd > len(buf) {
 		dst = appendHeaders(dst, buf, h.hdrOff, h.hdrEnd, &h.conn, mode)
+	} else {
+		dst = append(dst, buf[h.hdrOff:h.hdrEnd]...)
 	}
 	if connection != "" {
 		dst = append(dst, "Connection: "...)
