@@ -17,6 +17,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/procbal/procbal/balancer/pool"
+	"github.com/procbal/procbal/balancer/proxy"
 	"github.com/procbal/procbal/shared/logging"
 )
 
@@ -61,6 +62,9 @@ type Config struct {
 	BufferMemory    ByteSize      `env:"BUFFER_MEMORY" envDefault:"64KiB"`
 	MaxTunnels      int           `env:"MAX_TUNNELS" envDefault:"10000"`
 	TunnelIdle      time.Duration `env:"TUNNEL_IDLE_TIMEOUT" envDefault:"1h"`
+	Sticky          string        `env:"STICKY" envDefault:"off"`
+	StickySecret    string        `env:"STICKY_SECRET"`
+	StickyCookie    string        `env:"STICKY_COOKIE" envDefault:"procbal_sticky"`
 	ProxyLoops      int           `env:"PROXY_LOOPS" envDefault:"0"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info"`
 	LogFormat       string        `env:"LOG_FORMAT" envDefault:"text"`
@@ -316,6 +320,12 @@ func (c *Config) checkEnvDeny() error {
 }
 
 func (c *Config) checkMisc() error {
+	if err := proxy.ParseSticky(c.Sticky); err != nil {
+		return fmt.Errorf("STICKY: %w", err)
+	}
+	if c.StickyCookie == "" || strings.ContainsAny(c.StickyCookie, " \t;,=\"\r\n") {
+		return fmt.Errorf("STICKY_COOKIE: %q is not a cookie name", c.StickyCookie)
+	}
 	if c.ProxyLoops > maxLoops {
 		return fmt.Errorf("PROXY_LOOPS: must be at most %d, got %d", maxLoops, c.ProxyLoops)
 	}

@@ -282,6 +282,9 @@ func TestBadSettingsRefused(t *testing.T) {
 		{"BUFFER_MEMORY=0", "BUFFER_MEMORY"},
 		{"MAX_TUNNELS=0", "MAX_TUNNELS"},
 		{"TUNNEL_IDLE_TIMEOUT=never", "TUNNEL_IDLE_TIMEOUT"},
+		{"STICKY=sometimes", "STICKY"},
+		{"STICKY=header:", "STICKY"},
+		{"STICKY_COOKIE=a;b", "STICKY_COOKIE"},
 	} {
 		t.Run(tc.env, func(t *testing.T) {
 			t.Parallel()

@@ -31,5 +31,7 @@ func newEngine(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger, 
 		TempDir:           tmp,
 		MaxTunnels:        int64(cfg.MaxTunnels),
 		TunnelIdleTimeout: cfg.TunnelIdle,
+		Sticky:            cfg.Sticky,
+		StickyCookie:      cfg.StickyCookie,
 	})
 }

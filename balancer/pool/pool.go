@@ -51,6 +51,7 @@ type Pool struct {
 	log      hclog.Logger
 	panicked atomic.Bool
 	noEject  atomic.Bool // the "not ejecting" warning was logged
+	sticky   stickyState
 
 	// OnEject, when set, is called once for each passive ejection.
 	OnEject func(u *Upstream)

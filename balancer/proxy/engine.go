@@ -77,6 +77,13 @@ type EngineOptions struct {
 	// TunnelIdleTimeout closes a tunnel with no byte either way for this
 	// long. If zero, 1h.
 	TunnelIdleTimeout time.Duration
+	// Sticky keeps a client on one upstream: "cookie" (a cookie signed
+	// with the pool's sticky secret names it), "ip" (the client address)
+	// or "header:NAME" (that header's value) on a consistent-hash ring. If
+	// empty, off.
+	Sticky string
+	// StickyCookie names the sticky cookie. If empty, "procbal_sticky".
+	StickyCookie string
 }
 
 func (o *EngineOptions) defaults() {
@@ -119,6 +126,9 @@ func (o *EngineOptions) defaults() {
 	if o.TunnelIdleTimeout <= 0 {
 		o.TunnelIdleTimeout = time.Hour
 	}
+	if o.StickyCookie == "" {
+		o.StickyCookie = "procbal_sticky"
+	}
 }
 
 // Engine is the proxy's front end built the way nginx and HAProxy are: a
@@ -146,6 +156,8 @@ type Engine struct {
 	// one is picked again.
 	noUpstream atomic.Bool
 	tunnels    atomic.Int64 // open tunnels, bounded by MaxTunnels
+	sticky     int          // stickyOff, stickyCookie, ...
+	stickyHdr  string       // the header of STICKY=header:NAME
 }
 
 // Tunnels returns the open Upgrade tunnels.
@@ -154,7 +166,8 @@ func (e *Engine) Tunnels() int64 { return e.tunnels.Load() }
 // NewEngine returns an engine over p. obs may be nil.
 func NewEngine(p *pool.Pool, obs Observer, log hclog.Logger, o EngineOptions) *Engine {
 	o.defaults()
-	return &Engine{pool: p, obs: obs, log: log, opt: o, lfd: -1}
+	mode, hdr, _ := stickyMode(o.Sticky) // checked with ParseSticky; a bad one is off
+	return &Engine{pool: p, obs: obs, log: log, opt: o, lfd: -1, sticky: mode, stickyHdr: hdr}
 }
 
 // Open returns the number of open client connections.

@@ -45,6 +45,10 @@ type exchange struct {
 	// open on it and in the engine until the connection closes.
 	tunnel           *pool.Upstream
 	clientEOF, upEOF bool // a tunnel's directions that ended
+	// place is where stickiness would put the request; setCookie, when
+	// not nil, is the sticky cookie value the answer sets (a fresh pick).
+	place     stickiness
+	setCookie []byte
 }
 
 // startExchange begins relaying the request whose head was just parsed.
@@ -74,6 +78,9 @@ func (c *clientConn) startExchange() {
 		id = l.ids.next(l.idBuf[:0])
 	}
 	f := identity(h, c.ip, l.e.host, id, buffer)
+	if l.e.sticky != stickyOff {
+		c.x.place = place(l.e.pool, l.e.sticky, h, c.in[c.r:c.w], c.ip, l.e.opt.StickyCookie, l.e.stickyHdr)
+	}
 	c.x.req.b = wire.AppendRequest(l.getBuf(), c.in[c.r:c.w], h, f)
 	c.x.req.off = 0
 	c.r += h.Len
@@ -147,8 +154,12 @@ func (c *clientConn) stepBuffer() bool {
 func (c *clientConn) connect(last error) {
 	l := c.l
 	for c.x.tried.Len() < pool.MaxTries {
-		if !c.x.att.pick(l.e.pool, &c.x.tried, l.now) {
+		if !c.x.att.pick(l.e.pool, &c.x.tried, &c.x.place, l.now) {
 			break
+		}
+		c.x.setCookie = nil
+		if c.x.place.mode == stickyCookie && c.x.att.u != c.x.place.to {
+			c.x.setCookie = l.e.pool.Cookie(c.x.att.u) // a fresh pick: the client learns it
 		}
 		if l.e.noUpstream.Load() && l.e.noUpstream.CompareAndSwap(true, false) {
 			l.e.log.Info("an upstream is available again")
@@ -408,6 +419,7 @@ func (c *clientConn) passHead() {
 	closeClient := !c.x.keepAlive || c.x.respKind == wire.UntilClose || !c.x.reqDone || c.l.closing
 	c.x.keepAlive = !closeClient
 	c.out.b = wire.AppendResponse(c.outBuf(), head, h, c.connection(closeClient))
+	c.addSetCookie()
 	up.r += h.Len
 	c.x.respHead, c.x.status = true, h.Status
 	c.x.respLeft = h.ContentLength
@@ -623,4 +635,19 @@ func (c *clientConn) dropUpstream(outcome int) bool {
 		return true
 	}
 	return false
+}
+
+// addSetCookie adds the sticky cookie of a fresh pick to the answer head
+// just written to c.out (before its final CRLF): HttpOnly, SameSite=Lax,
+// for the whole site.
+func (c *clientConn) addSetCookie() {
+	if c.x.setCookie == nil {
+		return
+	}
+	b := c.out.b[:len(c.out.b)-2]
+	b = append(b, "Set-Cookie: "...)
+	b = append(b, c.l.e.opt.StickyCookie...)
+	b = append(b, '=')
+	b = append(b, c.x.setCookie...)
+	c.out.b = append(b, "; Path=/; HttpOnly; SameSite=Lax\r\n\r\n"...)
 }

@@ -6,8 +6,10 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/procbal/procbal/balancer/pool"
@@ -129,10 +131,81 @@ type attempt struct {
 	start int64 // unix nanoseconds
 }
 
-// pick takes the next upstream from p that tried has not had; it reports
-// false when there is none.
-func (a *attempt) pick(p *pool.Pool, tried *pool.Tried, now int64) bool {
-	u := p.Pick(*tried)
+// Sticky modes (EngineOptions.Sticky).
+const (
+	stickyOff    = iota
+	stickyCookie // a signed cookie names the upstream
+	stickyIP     // the client's address, on the consistent-hash ring
+	stickyHeader // a request header's value, on the ring
+)
+
+// stickyMode parses EngineOptions.Sticky into a mode and, for
+// "header:NAME", the header's name.
+func stickyMode(s string) (mode int, header string, ok bool) {
+	switch {
+	case s == "" || s == "off":
+		return stickyOff, "", true
+	case s == "cookie":
+		return stickyCookie, "", true
+	case s == "ip":
+		return stickyIP, "", true
+	}
+	if name, found := strings.CutPrefix(s, "header:"); found && name != "" && !strings.ContainsAny(name, " \t:\r\n") {
+		return stickyHeader, name, true
+	}
+	return 0, "", false
+}
+
+// ParseSticky checks a Sticky setting.
+func ParseSticky(s string) error {
+	if _, _, ok := stickyMode(s); !ok {
+		return fmt.Errorf("%q: want off, cookie, ip or header:NAME", s)
+	}
+	return nil
+}
+
+// stickiness is how one request would like to be placed: on the upstream
+// its sticky cookie names (to; nil for a missing, tampered or stale
+// cookie), or by its key's place on the ring.
+type stickiness struct {
+	mode   int
+	to     *pool.Upstream
+	key    uint64
+	hasKey bool
+}
+
+// place returns where a request goes, given its head and client address,
+// under mode (cookie: the cookie named cookieName; header: that header).
+func place(p *pool.Pool, mode int, h *wire.RequestHead, buf, clientIP []byte, cookieName, header string) stickiness {
+	s := stickiness{mode: mode}
+	switch mode {
+	case stickyCookie:
+		if v := h.Cookie(buf, cookieName); v != nil {
+			s.to = p.CookieTarget(v)
+		}
+	case stickyIP:
+		s.key, s.hasKey = pool.HashKey(clientIP), true
+	case stickyHeader:
+		if v := h.Header(buf, header); v != nil {
+			s.key, s.hasKey = pool.HashKey(v), true
+		}
+	}
+	return s
+}
+
+// pick takes the next upstream from p that tried has not had, where s
+// would place the request when it can; it reports false when there is
+// none.
+func (a *attempt) pick(p *pool.Pool, tried *pool.Tried, s *stickiness, now int64) bool {
+	var u *pool.Upstream
+	switch {
+	case s.mode == stickyCookie:
+		u = p.PickPreferred(*tried, s.to)
+	case s.hasKey:
+		u = p.PickHashed(*tried, s.key)
+	default:
+		u = p.Pick(*tried)
+	}
 	if u == nil {
 		return false
 	}

@@ -152,7 +152,7 @@ func TestAttemptAccountedOnce(t *testing.T) {
 	} {
 		var a attempt
 		var tried pool.Tried
-		if !a.pick(p, &tried, 100) || a.u != u || u.Inflight() != 1 {
+		if !a.pick(p, &tried, &stickiness{}, 100) || a.u != u || u.Inflight() != 1 {
 			t.Fatalf("pick: %v, in flight %d", a.u, u.Inflight())
 		}
 		a.end(p, obs, tt.outcome, tt.status, 150)
@@ -163,7 +163,7 @@ func TestAttemptAccountedOnce(t *testing.T) {
 		if last := obs.got[len(obs.got)-1]; len(obs.got) == 0 || last != tt.want {
 			t.Errorf("outcome %d: observed %v, want last %q", tt.outcome, obs.got, tt.want)
 		}
-		if a.pick(p, &tried, 300) {
+		if a.pick(p, &tried, &stickiness{}, 300) {
 			t.Error("picked an upstream already tried")
 		}
 	}

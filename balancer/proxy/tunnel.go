@@ -21,6 +21,7 @@ import (
 func (c *clientConn) startTunnel(head []byte, h *wire.ResponseHead) {
 	l := c.l
 	c.out.b = wire.AppendResponse(c.outBuf(), head, h, "upgrade") // up.r is past head already
+	c.addSetCookie()
 	c.x.respHead, c.x.status = true, h.Status
 	u := c.x.att.u
 	c.endAttempt(answered)

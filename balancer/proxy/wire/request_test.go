@@ -480,3 +480,29 @@ func TestValidValue(t *testing.T) {
 		t.Fatal("valid bytes refused")
 	}
 }
+
+func TestHeaderAndCookieLookup(t *testing.T) {
+	buf := []byte("GET / HTTP/1.1\r\nHost: a\r\nX-Session:  s-1 \r\nCookie: a=1; procbal_sticky=w2.abc;b=3\r\n" +
+		"cookie: c=4\r\n\r\n")
+	var h RequestHead
+	if err := ParseRequest(buf, Limits{}, &h); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ got, want string }{
+		{string(h.Header(buf, "x-session")), "s-1"},
+		{string(h.Header(buf, "X-SESSION")), "s-1"},
+		{string(h.Header(buf, "X-None")), ""},
+		{string(h.Cookie(buf, "procbal_sticky")), "w2.abc"},
+		{string(h.Cookie(buf, "b")), "3"},
+		{string(h.Cookie(buf, "c")), "4"},
+		{string(h.Cookie(buf, "procbal")), ""},
+		{string(h.Cookie(buf, "A")), ""},
+	} {
+		if tt.got != tt.want {
+			t.Errorf("got %q, want %q", tt.got, tt.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { h.Cookie(buf, "b"); h.Header(buf, "x-session") }); n != 0 {
+		t.Errorf("%v allocations per lookup", n)
+	}
+}
