@@ -25,14 +25,16 @@ test: build test-deps
 	$(GO) test -count=1 -run Allocs ./balancer/proxy/
 
 # nginx and HAProxy check the configurations make bench generates, and the
-# end-to-end tests run gunicorn (python3-gunicorn) as a real upstream; what is
-# missing is installed from Debian, with one apt-get update, when we are root.
+# end-to-end tests run gunicorn (python3-gunicorn) as a real upstream and node
+# (nodejs) for the example worker of docs/WORKERS.md; what is missing is
+# installed from Debian, with one apt-get update, when we are root.
 test-deps:
 	@missing=""; \
 	command -v nginx >/dev/null || missing="$$missing nginx-light"; \
 	command -v haproxy >/dev/null || missing="$$missing haproxy"; \
 	gunicorn --version >/dev/null 2>&1 || /usr/bin/python3 -m gunicorn --version >/dev/null 2>&1 || \
 	  missing="$$missing python3-gunicorn"; \
+	command -v node >/dev/null || missing="$$missing nodejs"; \
 	[ -z "$$missing" ] || { \
 	  [ "$$(id -u)" = 0 ] || { echo "install$$missing (or run as root)"; exit 1; }; \
 	  echo "installing$$missing"; \
