@@ -6,9 +6,12 @@
 package proxy_test
 
 import (
+	"io"
 	"net"
 	"strings"
 	"testing"
+
+	"github.com/procbal/procbal/balancer/proxy"
 )
 
 // The engine relays a request (GETs, and POSTs whose bodies it buffers or
@@ -18,10 +21,17 @@ import (
 // cases cover the headers the engine rewrites or removes, including the
 // "Connection: keep-alive" browsers send.
 func TestEngineGETAllocs(t *testing.T) {
+	for _, format := range []string{proxy.AccessLogOff, proxy.AccessLogJSON, proxy.AccessLogText} {
+		t.Run("access log "+format, func(t *testing.T) { testAllocs(t, format) })
+	}
+}
+
+func testAllocs(t *testing.T, accessLog string) {
 	be := startBackend(t, okHandler)
 	p, _ := newPool(t, be.addr)
 	o := testEngineOptions
 	o.Loops = 1
+	o.AccessLog, o.AccessLogOut = accessLog, io.Discard
 	front := startFrontWith(t, p, o)
 	for _, tc := range []struct{ name, req string }{
 		{"plain", "GET /bench?x=1 HTTP/1.1\r\nHost: front.test\r\n\r\n"},

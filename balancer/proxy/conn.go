@@ -245,6 +245,11 @@ func (c *clientConn) stepHead() bool {
 			return true
 		}
 		var we *wire.Error
+		if err != wire.ErrIncomplete && l.e.alog != nil {
+			// A refused head is logged too, with what could be read of it.
+			c.x.log.note(l.now, c.x.head.Method, c.x.head.URI, nil)
+			c.x.log.bytesIn = int64(c.w - c.r)
+		}
 		switch {
 		case errors.As(err, &we):
 			c.refuse(we.Status, we.Msg)
@@ -286,7 +291,10 @@ func (c *clientConn) refuse(status int, msg string) {
 }
 
 func (c *clientConn) writeError(status int, msg string, closeConn bool) {
-	c.out.b = appendErrorAnswer(c.outBuf(), status, msg, c.connection(closeConn))
+	before := len(c.outBuf())
+	c.out.b = appendErrorAnswer(c.out.b, status, msg, c.connection(closeConn))
+	c.x.log.bytesOut += int64(len(c.out.b) - before)
+	c.x.logStatus = status
 }
 
 // linger closes gracefully: the answer is flushed, the write side shut,

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -84,6 +85,11 @@ type EngineOptions struct {
 	Sticky string
 	// StickyCookie names the sticky cookie. If empty, "procbal_sticky".
 	StickyCookie string
+	// AccessLog is the access log's format: AccessLogText or
+	// AccessLogJSON, one line per request written to AccessLogOut. If
+	// empty or AccessLogOff, or AccessLogOut is nil, none.
+	AccessLog    string
+	AccessLogOut io.Writer
 }
 
 func (o *EngineOptions) defaults() {
@@ -158,6 +164,7 @@ type Engine struct {
 	tunnels    atomic.Int64 // open tunnels, bounded by MaxTunnels
 	sticky     int          // stickyOff, stickyCookie, ...
 	stickyHdr  string       // the header of STICKY=header:NAME
+	alog       *accessLog   // nil: no access log
 }
 
 // Tunnels returns the open Upgrade tunnels.
@@ -167,7 +174,8 @@ func (e *Engine) Tunnels() int64 { return e.tunnels.Load() }
 func NewEngine(p *pool.Pool, obs Observer, log hclog.Logger, o EngineOptions) *Engine {
 	o.defaults()
 	mode, hdr, _ := stickyMode(o.Sticky) // checked with ParseSticky; a bad one is off
-	return &Engine{pool: p, obs: obs, log: log, opt: o, lfd: -1, sticky: mode, stickyHdr: hdr}
+	return &Engine{pool: p, obs: obs, log: log, opt: o, lfd: -1, sticky: mode, stickyHdr: hdr,
+		alog: newAccessLog(o.AccessLog, o.AccessLogOut, o.Loops)}
 }
 
 // Open returns the number of open client connections.
@@ -209,6 +217,7 @@ func (e *Engine) Serve(ln net.Listener) error {
 	}
 	e.mu.Unlock()
 	e.wg.Wait()
+	e.alog.stop() // every loop flushed its lines on the way out
 	return e.lnFile.Close()
 }
 
@@ -234,10 +243,12 @@ func (e *Engine) ShutdownWithContext(ctx context.Context) error {
 	go func() { e.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+		e.alog.stop()
 		return nil
 	case <-ctx.Done():
 		e.kill.Store(true)
 		<-done
+		e.alog.stop()
 		return ctx.Err()
 	}
 }
@@ -256,6 +267,7 @@ type loop struct {
 	ids      *idSource
 	idBuf    [64]byte
 	events   [256]syscall.EpollEvent
+	logBuf   []byte // access log lines not yet handed to the writer
 	sweepAt  int64
 	acceptAt int64 // accepts paused until then; 0: not paused
 	// acceptWarnAt is when an accept failure may be logged again.
@@ -323,8 +335,10 @@ func (l *loop) run() {
 		}
 		if l.now >= l.sweepAt {
 			if l.sweep() {
+				l.flushLog()
 				return
 			}
+			l.flushLog()
 			l.sweepAt = l.now + int64(sweepEvery)
 		}
 	}

@@ -49,6 +49,8 @@ type exchange struct {
 	// not nil, is the sticky cookie value the answer sets (a fresh pick).
 	place     stickiness
 	setCookie []byte
+	log       logLine // what the access log records; log.begin 0: nothing
+	logStatus int     // the status answered; 0: none (the client left first)
 }
 
 // startExchange begins relaying the request whose head was just parsed.
@@ -80,6 +82,10 @@ func (c *clientConn) startExchange() {
 	f := identity(h, c.ip, l.e.host, id, buffer)
 	if l.e.sticky != stickyOff {
 		c.x.place = place(l.e.pool, l.e.sticky, h, c.in[c.r:c.w], c.ip, l.e.opt.StickyCookie, l.e.stickyHdr)
+	}
+	if l.e.alog != nil {
+		c.x.log.note(l.now, h.Method, h.URI, firstOf(h.RequestID, id))
+		c.x.log.bytesIn = int64(h.Len)
 	}
 	c.x.req.b = wire.AppendRequest(l.getBuf(), c.in[c.r:c.w], h, f)
 	c.x.req.off = 0
@@ -157,6 +163,7 @@ func (c *clientConn) connect(last error) {
 		if !c.x.att.pick(l.e.pool, &c.x.tried, &c.x.place, l.now) {
 			break
 		}
+		c.x.log.upstream = c.x.att.u.ID
 		c.x.setCookie = nil
 		if c.x.place.mode == stickyCookie && c.x.att.u != c.x.place.to {
 			c.x.setCookie = l.e.pool.Cookie(c.x.att.u) // a fresh pick: the client learns it
@@ -222,6 +229,7 @@ func (c *clientConn) takeBody(dst []byte) ([]byte, bool) {
 		c.x.reqLeft -= int64(n)
 		c.x.reqDone = c.x.reqLeft == 0
 		c.r += n
+		c.x.log.bytesIn += int64(n)
 		return append(dst, avail[:n]...), true
 	}
 	// A chunked body goes on in canonical form (wire.ChunkedScanner.Filter),
@@ -244,6 +252,7 @@ func (c *clientConn) takeBody(dst []byte) ([]byte, bool) {
 	}
 	c.x.reqDone = done
 	c.r += n
+	c.x.log.bytesIn += int64(n)
 	return dst, true
 }
 
@@ -418,8 +427,11 @@ func (c *clientConn) passHead() {
 	c.x.respKind = h.Body(c.x.head.Head)
 	closeClient := !c.x.keepAlive || c.x.respKind == wire.UntilClose || !c.x.reqDone || c.l.closing
 	c.x.keepAlive = !closeClient
-	c.out.b = wire.AppendResponse(c.outBuf(), head, h, c.connection(closeClient))
+	before := len(c.outBuf())
+	c.out.b = wire.AppendResponse(c.out.b, head, h, c.connection(closeClient))
 	c.addSetCookie()
+	c.x.log.bytesOut += int64(len(c.out.b) - before)
+	c.x.logStatus = h.Status
 	up.r += h.Len
 	c.x.respHead, c.x.status = true, h.Status
 	c.x.respLeft = h.ContentLength
@@ -476,6 +488,7 @@ func (c *clientConn) passBody() {
 			return
 		}
 	}
+	c.x.log.bytesOut += int64(n)
 	if hold {
 		if err := c.rsp.write(l, avail[:n], l.e.opt.BufferMemory, l.e.opt.TempDir); err != nil {
 			l.e.log.Warn("holding an answer for a slow client failed, closing the connection", "error", err)
@@ -550,6 +563,13 @@ func (c *clientConn) endExchange() {
 // attempt, buffers and buffered body) and resets it to a fresh value.
 func (c *clientConn) dropExchange() {
 	l := c.l
+	if c.x.log.begin != 0 {
+		status := c.x.logStatus
+		if status == 0 {
+			status = 499 // the client left before an answer, as nginx logs it
+		}
+		c.logRequest(status)
+	}
 	if c.x.up != nil {
 		l.closeUp(c.x.up)
 		c.x.up = nil
@@ -650,4 +670,12 @@ func (c *clientConn) addSetCookie() {
 	b = append(b, '=')
 	b = append(b, c.x.setCookie...)
 	c.out.b = append(b, "; Path=/; HttpOnly; SameSite=Lax\r\n\r\n"...)
+}
+
+// firstOf returns a, or b when a is empty.
+func firstOf(a, b []byte) []byte {
+	if len(a) > 0 {
+		return a
+	}
+	return b
 }

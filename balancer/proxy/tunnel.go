@@ -20,8 +20,11 @@ import (
 // exchange into a tunnel.
 func (c *clientConn) startTunnel(head []byte, h *wire.ResponseHead) {
 	l := c.l
-	c.out.b = wire.AppendResponse(c.outBuf(), head, h, "upgrade") // up.r is past head already
+	before := len(c.outBuf())
+	c.out.b = wire.AppendResponse(c.out.b, head, h, "upgrade") // up.r is past head already
 	c.addSetCookie()
+	c.x.log.bytesOut += int64(len(c.out.b) - before)
+	c.x.logStatus = h.Status
 	c.x.respHead, c.x.status = true, h.Status
 	u := c.x.att.u
 	c.endAttempt(answered)
