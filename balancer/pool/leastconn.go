@@ -3,8 +3,10 @@ package pool
 import "sync/atomic"
 
 // LeastConn picks the available upstream with the fewest requests in
-// flight. Ties are broken in turn, from a shared counter, so equal
-// upstreams share the load evenly.
+// flight for its weight (in flight divided by weight, as nginx's
+// least_conn). Ties are broken in turn, from a shared counter, each tied
+// upstream taking its weight's share, so equal upstreams share the load
+// evenly and weighted ones in proportion.
 type LeastConn struct {
 	turn atomic.Uint64
 }
@@ -14,30 +16,29 @@ var _ Selector = (*LeastConn)(nil)
 // Select implements Selector.
 func (l *LeastConn) Select(ups []*Upstream, tried Tried) *Upstream {
 	var best *Upstream
-	var bestLoad int64
-	ties := uint64(0)
+	var bestLoad, bestW, tieWeight int64
 	for _, u := range ups {
 		if !eligible(u, tried) {
 			continue
 		}
-		switch load := u.Inflight(); {
-		case best == nil || load < bestLoad:
-			best, bestLoad, ties = u, load, 1
-		case load == bestLoad:
-			ties++
+		load, w := u.Inflight(), u.weight()
+		switch {
+		case best == nil || load*bestW < bestLoad*w:
+			best, bestLoad, bestW, tieWeight = u, load, w, w
+		case load*bestW == bestLoad*w:
+			tieWeight += w
 		}
 	}
-	if ties <= 1 {
+	if best == nil || tieWeight == bestW {
 		return best
 	}
-	// Take the k-th of the tied upstreams.
-	k := l.turn.Add(1) % ties
+	// Take the tied upstream the k-th share of their weights falls on.
+	k := int64(l.turn.Add(1) % uint64(tieWeight))
 	for _, u := range ups {
-		if eligible(u, tried) && u.Inflight() == bestLoad {
-			if k == 0 {
+		if eligible(u, tried) && u.Inflight()*bestW == bestLoad*u.weight() {
+			if k -= u.weight(); k < 0 {
 				return u
 			}
-			k--
 		}
 	}
 	return best // loads moved between the passes

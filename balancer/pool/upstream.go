@@ -54,6 +54,10 @@ const (
 // host. Its counters and state are atomics read and written by the request
 // path; it must not be copied after first use.
 type Upstream struct {
+	// Weight is the upstream's share of requests relative to the others
+	// (nginx's server weight), 1 to MaxWeight; 0 means 1. Local workers
+	// have 1. Set before the upstream is published.
+	Weight int
 	// ID is the worker slot (local) or the position in UPSTREAMS (remote).
 	ID int
 	// Kind is Local or Remote.
@@ -84,6 +88,17 @@ type Upstream struct {
 
 // NewUpstream returns an upstream in state Starting for address, which is
 // "unix:/path" or "host:port".
+// MaxWeight bounds an upstream's Weight.
+const MaxWeight = 1000
+
+// weight returns u's share of requests: Weight, or 1 when it is not set.
+func (u *Upstream) weight() int64 {
+	if u.Weight < 1 {
+		return 1
+	}
+	return int64(u.Weight)
+}
+
 func NewUpstream(id int, kind Kind, address string) *Upstream {
 	return &Upstream{ID: id, Kind: kind, Address: address, StartedAt: time.Now()}
 }
