@@ -37,16 +37,19 @@ func TestRoundRobinRotatesExactly(t *testing.T) {
 
 // Issue 2: with least_conn, while a slow request holds one worker, new
 // requests go to the others.
+//
+// The slow request lasts 5s, so that on a loaded machine it still holds
+// its worker while the 20 quick ones run; the test checks it did.
 func TestLeastConnAvoidsBusyWorker(t *testing.T) {
 	t.Parallel()
 	b := startBalancer(t, 3, "MAX_WORKERS=3", "BALANCE_STRATEGY=least_conn")
 	done := make(chan int, 1)
 	go func() {
-		code, _, _ := b.get("/api/sleep?ms=2000")
+		code, _, _ := b.get("/api/sleep?ms=5000")
 		done <- code
 	}()
 	var busy int
-	waitFor(t, 2*time.Second, "a worker holding the slow request", func() bool {
+	waitFor(t, 4*time.Second, "a worker holding the slow request", func() bool {
 		for _, w := range b.workers().Workers {
 			if w.Inflight == 1 {
 				busy = w.ID
@@ -65,6 +68,11 @@ func TestLeastConnAvoidsBusyWorker(t *testing.T) {
 	}
 	if counts[busy] != 0 || len(counts) != 2 {
 		t.Fatalf("busy worker %d got %d of 20 quick requests; spread %v", busy, counts[busy], counts)
+	}
+	select {
+	case <-done:
+		t.Fatal("the slow request ended before the quick ones did: the check proves nothing")
+	default:
 	}
 	if code := <-done; code != 200 {
 		t.Fatalf("slow request: %d", code)
@@ -214,7 +222,7 @@ func TestSigtermDrainsAndCleansUp(t *testing.T) {
 		}
 		res <- code
 	}()
-	waitFor(t, 2*time.Second, "the request in flight", func() bool { return b.workers().Totals.Requests > 0 || inflight(b) > 0 })
+	waitFor(t, 5*time.Second, "the request in flight", func() bool { return b.workers().Totals.Requests > 0 || inflight(b) > 0 })
 	b.cmd.Process.Signal(syscall.SIGTERM)
 	if code := <-res; code != 200 {
 		t.Fatalf("in-flight request got %d, want 200", code)

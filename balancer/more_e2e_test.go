@@ -68,7 +68,11 @@ func TestOverlappingOperationsRefused(t *testing.T) {
 		defer wg.Done()
 		reloadCode = b.adminReq("POST", "/admin/reload", "", nil)
 	}()
-	time.Sleep(300 * time.Millisecond)
+	// The reload replaces two workers that each take 0.7s to start, so it
+	// runs at least 1.4s from the moment it is logged.
+	waitFor(t, 10*time.Second, "the reload to start", func() bool {
+		return strings.Contains(b.out.String(), "rolling reload: workers=")
+	})
 	var e map[string]any
 	if code := b.adminReq("POST", "/admin/scale", `{"workers":4}`, &e); code != http.StatusConflict || e["error"] == nil {
 		t.Fatalf("scale during a reload: %d %v, want 409", code, e)

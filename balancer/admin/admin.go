@@ -4,6 +4,7 @@
 package admin
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -19,6 +20,23 @@ import (
 	"github.com/procbal/procbal/balancer/supervisor"
 )
 
+// Supervisor is what the admin API and the metrics need of the local
+// workers' supervisor; *supervisor.Supervisor implements it. Its methods
+// must be safe for concurrent use.
+type Supervisor interface {
+	// Workers returns every worker slot and remote upstream, by id.
+	Workers() []supervisor.WorkerView
+	// Active returns the number of local worker slots not being scaled away.
+	Active() int
+	// Scale and Reload wait until the work is done; see the supervisor.
+	Scale(ctx context.Context, n int) error
+	Reload(ctx context.Context) error
+	// Restarts returns the worker restarts by cause.
+	Restarts() map[string]uint64
+}
+
+var _ Supervisor = (*supervisor.Supervisor)(nil)
+
 // Options configures the admin API.
 type Options struct {
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
@@ -33,7 +51,7 @@ type Options struct {
 	// Pool holds every upstream.
 	Pool *pool.Pool
 	// Supervisor runs the local workers.
-	Supervisor *supervisor.Supervisor
+	Supervisor Supervisor
 	// Log receives the API's own lines.
 	Log hclog.Logger
 	// WorkerLimit is the most /admin/scale accepts (WORKER_LIMIT).

@@ -64,6 +64,7 @@ func wantRefused(t *testing.T, what string, w *httptest.ResponseRecorder) {
 // A loopback admin API answers only requests whose Host names loopback: a
 // DNS-rebinding page sends its own name and is refused.
 func TestGuardHostOnLoopback(t *testing.T) {
+	t.Parallel()
 	for _, token := range []string{"", "s3cret"} {
 		h, _ := newAPI(t, "127.0.0.1:3002", token)
 		auth := map[string]string{}
@@ -92,6 +93,7 @@ func TestGuardHostOnLoopback(t *testing.T) {
 // Sec-Fetch-Site, or a foreign Origin) is refused and changes nothing;
 // curl's requests, and the admin API's own origin, pass.
 func TestGuardRefusesPages(t *testing.T) {
+	t.Parallel()
 	h, sup := newAPI(t, "127.0.0.1:3002", "")
 	const host = "127.0.0.1:3002"
 	for _, hdr := range []map[string]string{
@@ -148,6 +150,7 @@ func flat(m map[string]string) []string {
 
 // The README's curl commands still work over a real listener.
 func TestGuardLetsCurlThrough(t *testing.T) {
+	t.Parallel()
 	h, _ := newAPI(t, "127.0.0.1:3002", "")
 	srv := httptest.NewServer(h)
 	defer srv.Close()
@@ -173,6 +176,7 @@ func TestGuardLetsCurlThrough(t *testing.T) {
 // is the guard: any Host passes with it, none without it; a foreign Origin
 // still cannot change anything.
 func TestGuardNonLoopbackTokenGuards(t *testing.T) {
+	t.Parallel()
 	for _, addr := range []string{"0.0.0.0:3002", ":3002", "10.0.0.5:3002"} {
 		h, _ := newAPI(t, addr, "s3cret")
 		good := map[string]string{"Authorization": "Bearer s3cret"}
@@ -196,6 +200,7 @@ func TestGuardNonLoopbackTokenGuards(t *testing.T) {
 // The token is compared whole, the Bearer scheme in any case; anything
 // else is 401 with WWW-Authenticate.
 func TestGuardToken(t *testing.T) {
+	t.Parallel()
 	h, _ := newAPI(t, "127.0.0.1:3002", "s3cret")
 	for _, a := range []string{"Bearer s3cret", "bearer s3cret", "BEARER s3cret", "bEaReR s3cret"} {
 		w := req{"GET", "/admin/health", "127.0.0.1:3002", "", map[string]string{"Authorization": a}}.do(h)

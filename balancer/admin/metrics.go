@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/procbal/procbal/balancer/pool"
-	"github.com/procbal/procbal/balancer/supervisor"
 	"github.com/procbal/procbal/shared/protocol"
 )
 
@@ -22,7 +21,7 @@ type Metrics struct {
 	reg      *prometheus.Registry
 	latency  prometheus.Histogram
 	pool     *pool.Pool
-	sup      *supervisor.Supervisor
+	sup      Supervisor
 	requests *prometheus.Desc
 	inflight *prometheus.Desc
 	tunnels  *prometheus.Desc
@@ -40,7 +39,7 @@ type Metrics struct {
 }
 
 // NewMetrics returns the metrics of p and sup.
-func NewMetrics(p *pool.Pool, sup *supervisor.Supervisor) *Metrics {
+func NewMetrics(p *pool.Pool, sup Supervisor) *Metrics {
 	m := &Metrics{
 		reg:  prometheus.NewRegistry(),
 		pool: p,

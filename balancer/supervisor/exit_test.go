@@ -87,7 +87,7 @@ func TestRecycleBackoff(t *testing.T) {
 	if !s.mayRecycle(p) || sl.recycles != 0 {
 		t.Fatalf("not forgiven after StablePeriod: recycles %d", sl.recycles)
 	}
-	s.busy = true
+	s.op = &opRequest{kind: opReload}
 	if s.mayRecycle(p) {
 		t.Fatal("recycle allowed while a reload runs")
 	}

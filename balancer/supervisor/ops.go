@@ -3,9 +3,6 @@ package supervisor
 import (
 	"context"
 	"errors"
-	"fmt"
-	"sort"
-	"time"
 
 	"github.com/procbal/procbal/balancer/pool"
 )
@@ -14,36 +11,6 @@ import (
 // running. Overlapping operations are refused, not queued: the operator
 // sees at once that the first one still runs (the admin API answers 409).
 var ErrBusy = errors.New("a scale or reload is already running")
-
-// waiter is closed by publish once cond holds.
-type waiter struct {
-	cond func() bool
-	done chan struct{}
-}
-
-// waitFor returns a channel closed once cond holds on the loop.
-func (s *Supervisor) waitFor(cond func() bool) chan struct{} {
-	w := waiter{cond: cond, done: make(chan struct{})}
-	if cond() {
-		close(w.done)
-	} else {
-		s.waiters = append(s.waiters, w)
-	}
-	return w.done
-}
-
-// checkWaiters closes the waiters whose condition now holds.
-func (s *Supervisor) checkWaiters() {
-	kept := s.waiters[:0]
-	for _, w := range s.waiters {
-		if w.cond() {
-			close(w.done)
-		} else {
-			kept = append(kept, w)
-		}
-	}
-	s.waiters = kept
-}
 
 // Active returns the number of local worker slots that are not being
 // scaled away. Safe for concurrent use.
@@ -57,187 +24,123 @@ func (s *Supervisor) Active() int {
 	return n
 }
 
-// exclusive runs start on the loop unless another operation runs, then
-// waits for the channel it returns, and frees the supervisor again.
-func (s *Supervisor) exclusive(ctx context.Context, start func() (<-chan error, error)) error {
-	var result <-chan error
-	err := s.call(ctx, func() error {
-		if s.stopping {
-			return ErrStopping
-		}
-		if s.busy {
-			return ErrBusy
-		}
-		var err error
-		if result, err = start(); err == nil {
-			s.busy = true
-		}
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	defer s.send(func() { s.busy = false })
+// Scale sets the target to n local workers. It returns once every worker
+// kept or added is healthy, or the extra ones are out of rotation (their
+// requests still finish, up to DrainTimeout, before they stop). When ctx
+// ends first the target stays and the workers still converge on it.
+func (s *Supervisor) Scale(ctx context.Context, n int) error {
+	return s.do(ctx, opRequest{kind: opScale, n: max(n, 0)})
+}
+
+// Reload bumps the target generation: every worker is replaced, one at a
+// time, by one running whatever WORKER_CMD is on disk now, which must be
+// healthy before the old process drains. It returns once every worker is
+// of the new generation and healthy (a slot in a crash loop does not hold
+// it up). A replacement that fails stops the reload, with an error naming
+// the worker, and the old process keeps serving. When ctx ends first the
+// rollout goes on.
+func (s *Supervisor) Reload(ctx context.Context) error {
+	return s.do(ctx, opRequest{kind: opReload})
+}
+
+// do hands op to the loop and waits for its answer.
+func (s *Supervisor) do(ctx context.Context, op opRequest) error {
+	op.ctx, op.reply = ctx, make(chan error, 1)
 	select {
-	case err := <-result:
-		return err
+	case s.ops <- op:
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-s.done:
 		return ErrStopping
 	}
-}
-
-// Scale starts or drains local workers until n serve. It returns once the
-// new workers are healthy, or the extra ones are out of rotation (their
-// requests still finish, up to DrainTimeout, before they stop).
-func (s *Supervisor) Scale(ctx context.Context, n int) error {
-	return s.exclusive(ctx, func() (<-chan error, error) {
-		res := make(chan error, 1)
-		done := s.scaleTo(n)
-		go func() { <-done; res <- nil }()
-		return res, nil
-	})
-}
-
-// scaleTo converges on n serving slots and returns a channel closed when
-// every slot kept or added has a healthy process.
-func (s *Supervisor) scaleTo(n int) chan struct{} {
-	active := s.activeSlots()
-	s.want = n
-	for i := len(active); i < n; i++ {
-		s.startSlot(s.freeID())
-	}
-	if len(active) > n {
-		s.retireOldest(active, len(active)-n)
-	}
-	s.log.Info("scaling", "from", len(active), "to", n)
-	s.publish()
-	return s.waitFor(func() bool {
-		for _, sl := range s.activeSlots() {
-			if sl.cur == nil || !sl.cur.ready {
-				return false
-			}
-		}
-		return true
-	})
-}
-
-// activeSlots lists the slots not being scaled away, by id.
-func (s *Supervisor) activeSlots() []*slot {
-	var out []*slot
-	for _, sl := range s.slots {
-		if !sl.retiring {
-			out = append(out, sl)
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].id < out[j].id })
-	return out
-}
-
-// freeID returns the lowest slot id not in use.
-func (s *Supervisor) freeID() int {
-	for id := 1; ; id++ {
-		if _, used := s.slots[id]; !used {
-			return id
-		}
+	select {
+	case err := <-op.reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err() // the loop sees it at its next tick and frees the slot
+	case <-s.done:
+		return ErrStopping
 	}
 }
 
-// retireOldest drains the k slots whose serving process is oldest.
-func (s *Supervisor) retireOldest(active []*slot, k int) {
-	sort.SliceStable(active, func(i, j int) bool { return startedAt(active[i]).Before(startedAt(active[j])) })
-	for _, sl := range active[:k] {
-		sl.retiring = true
-		if sl.respawn != nil {
-			sl.respawn.Stop()
-		}
-		if p := sl.next; p != nil {
-			sl.retire(p)
-			s.stop(p, 0)
-			s.swapFailed(sl, errors.New("slot scaled away"))
-		}
-		if p := sl.cur; p != nil {
-			sl.retire(p)
-			s.drain(p)
-		}
-		if len(sl.procs()) == 0 {
-			delete(s.slots, sl.id)
-		}
-	}
-}
-
-func startedAt(sl *slot) time.Time {
-	if sl.cur != nil {
-		return sl.cur.started
-	}
-	return time.Time{} // no process: retire it first
-}
-
-// Reload replaces every worker, one at a time: each replacement runs
-// whatever WORKER_CMD is on disk now and must be healthy before the old
-// process drains. A replacement that fails stops the reload and the old
-// process keeps serving.
-func (s *Supervisor) Reload(ctx context.Context) error {
-	return s.exclusive(ctx, func() (<-chan error, error) {
-		res := make(chan error, 1)
-		ids := []int{}
-		for _, sl := range s.activeSlots() {
-			ids = append(ids, sl.id)
-		}
-		s.log.Info("rolling reload", "workers", len(ids))
-		s.reloadNext(ids, res)
-		return res, nil
-	})
-}
-
-// reloadNext replaces the first slot in ids, then the rest.
-func (s *Supervisor) reloadNext(ids []int, res chan<- error) {
-	for len(ids) > 0 {
-		sl := s.slots[ids[0]]
-		ids = ids[1:]
-		if sl == nil || sl.retiring {
-			continue
-		}
-		s.replace(sl, CauseReload, func(err error) {
-			if err != nil {
-				s.log.Error("reload stopped: replacement not healthy, old worker keeps serving", "worker_id", sl.id, "error", err)
-				res <- fmt.Errorf("replacing worker %d: %w", sl.id, err)
-				return
-			}
-			s.reloadNext(ids, res)
-		})
+// begin starts an operation by changing the target, unless one runs.
+func (s *Supervisor) begin(op opRequest) {
+	switch {
+	case s.stopping:
+		op.reply <- ErrStopping
+		return
+	case s.op != nil:
+		op.reply <- ErrBusy
 		return
 	}
-	s.log.Info("rolling reload done")
-	res <- nil
-}
-
-// replace starts a replacement for sl's process; once it is healthy it
-// serves and the old process drains. then, if not nil, learns the outcome.
-// When a replacement is already starting, then waits for that one: it runs
-// the same WORKER_CMD. Only the loop calls it.
-func (s *Supervisor) replace(sl *slot, cause string, then func(error)) {
-	if sl.next != nil {
-		prev := sl.onSwap
-		sl.onSwap = func(err error) {
-			if prev != nil {
-				prev(err)
-			}
-			if then != nil {
-				then(err)
-			}
-		}
+	s.op = &op
+	if op.kind == opReload {
+		s.target.gen++
+		s.log.Info("rolling reload", "workers", len(s.activeSlots()), "generation", s.target.gen)
 		return
 	}
-	sl.onSwap = func(err error) {
-		if err == nil {
-			sl.cause = cause
-			s.restarts.add(cause)
-		}
-		if then != nil {
-			then(err)
+	s.log.Info("scaling", "from", len(s.activeSlots()), "to", op.n)
+	s.target.count = op.n
+}
+
+// checkOp ends the running operation once the table matches its target,
+// or once its caller gave up.
+func (s *Supervisor) checkOp() {
+	switch {
+	case s.op == nil:
+	case s.op.ctx.Err() != nil:
+		s.finishOp(s.op.ctx.Err())
+	case s.op.kind == opScale && s.converged():
+		s.finishOp(nil)
+	case s.op.kind == opReload && s.rolled():
+		s.log.Info("rolling reload done")
+		s.finishOp(nil)
+	}
+}
+
+// finishOp ends the running operation, if any, and frees the way for the
+// next. Its caller gets err at the end of the manage step (answer), once
+// the table it leaves is published.
+func (s *Supervisor) finishOp(err error) {
+	if s.op != nil {
+		s.answers = append(s.answers, answer{s.op.reply, err})
+		s.op = nil
+	}
+}
+
+// answer is an operation's outcome, held until the end of a manage step.
+type answer struct {
+	reply chan<- error
+	err   error
+}
+
+// answer sends the outcomes of the operations that ended in this step.
+func (s *Supervisor) answer() {
+	for _, a := range s.answers {
+		a.reply <- a.err // never blocks: reply has room for one answer
+	}
+	s.answers = s.answers[:0]
+}
+
+// converged reports whether every slot kept serves a healthy process.
+func (s *Supervisor) converged() bool {
+	for _, sl := range s.activeSlots() {
+		if sl.cur == nil || !sl.cur.ready {
+			return false
 		}
 	}
-	s.spawnInto(sl, true)
+	return true
+}
+
+// rolled reports whether every slot serves a healthy process of the
+// target generation and no replacement is starting. A slot without a
+// serving process (a crash backing off) does not hold a reload up: its
+// next process is of the target generation.
+func (s *Supervisor) rolled() bool {
+	for _, sl := range s.activeSlots() {
+		if sl.next != nil || (sl.cur != nil && (sl.cur.gen < s.target.gen || !sl.cur.ready)) {
+			return false
+		}
+	}
+	return true
 }

@@ -9,9 +9,6 @@ import (
 	"github.com/procbal/procbal/shared/protocol"
 )
 
-// recycleCheck is how often the loop looks for workers to recycle.
-const recycleCheck = 250 * time.Millisecond
-
 // Restart causes, as /metrics and /admin/workers name them.
 const (
 	CauseCrash       = "crash"
@@ -76,43 +73,26 @@ func (s *Supervisor) requestLimit() uint64 {
 	return uint64(n + rand.IntN(n/10+1))
 }
 
-// checkRecycle is the periodic pass: it recycles the workers past
-// MAX_REQUESTS whose signal was missed (onRequestLimit handles the rest at
-// once) and those over MAX_MEMORY_RESTART_MB.
+// checkRecycle marks one serving worker for replacement, the first by
+// slot id that may be recycled now and is past its MAX_REQUESTS or over
+// MAX_MEMORY_RESTART_MB; replaceStale starts its replacement. It runs in
+// every manage step: the request that reaches a limit wakes the loop (see
+// pool.Upstream.WatchRequests), and a worker held back (another's
+// replacement is starting, or its backoff runs) is found again later.
 func (s *Supervisor) checkRecycle() {
 	if s.cfg.MaxMemoryMB <= 0 && s.cfg.MaxRequests <= 0 {
 		return
 	}
-	for _, sl := range s.slots {
-		if p := sl.cur; p != nil && p.maxRequests > 0 && p.up.Requests() >= p.maxRequests && s.mayRecycle(p) {
-			s.recycle(p, CauseMaxRequests, p.up.Requests())
-		}
-	}
-	s.checkMemory()
-}
-
-// onRequestLimit recycles a worker as soon as its request count reaches
-// its MAX_REQUESTS: the request path signals the crossing (see
-// pool.Upstream.WatchRequests). When it may not be recycled now,
-// checkRecycle tries again later.
-func (s *Supervisor) onRequestLimit(u *pool.Upstream) {
-	if p := s.procs[u]; p != nil && s.mayRecycle(p) {
-		s.recycle(p, CauseMaxRequests, u.Requests())
-	}
-}
-
-// checkMemory recycles one worker over MAX_MEMORY_RESTART_MB.
-func (s *Supervisor) checkMemory() {
-	if s.cfg.MaxMemoryMB <= 0 {
-		return
-	}
-	limit := uint64(s.cfg.MaxMemoryMB) << 20
-	for _, sl := range s.slots {
+	for _, sl := range s.activeSlots() {
 		p := sl.cur
 		if p == nil || !s.mayRecycle(p) {
 			continue
 		}
-		if m := p.up.Memory(); m != nil && m.RSSBytes > limit {
+		if n := p.up.Requests(); p.maxRequests > 0 && n >= p.maxRequests {
+			s.markRecycle(p, CauseMaxRequests, n)
+			return
+		}
+		if m := p.up.Memory(); s.cfg.MaxMemoryMB > 0 && m != nil && m.RSSBytes > uint64(s.cfg.MaxMemoryMB)<<20 {
 			s.recycleForMemory(p, m.RSSBytes)
 			return
 		}
@@ -121,15 +101,15 @@ func (s *Supervisor) checkMemory() {
 
 // mayRecycle reports whether p may be recycled now: it serves its slot
 // and is ready, no scale, reload or shutdown runs, no replacement is
-// starting in any slot, and the slot's recycle backoff is over.
+// starting or due in any slot, and the slot's recycle backoff is over.
 //
 // One slot at a time: a replacement needs memory and CPU too, and workers
 // that reach MAX_REQUESTS together (round robin keeps them in step) are
 // set apart by it. Each keeps serving, in rotation, until its turn; the
-// next turn starts as soon as a replacement is ready (onReady).
+// next turn comes in the manage step that swaps the replacement in.
 func (s *Supervisor) mayRecycle(p *proc) bool {
 	sl := p.slot
-	if s.stopping || s.busy || sl.retiring || p != sl.cur || !p.ready || p.stopping || s.replacing() {
+	if s.stopping || s.op != nil || sl.retiring || p != sl.cur || !p.ready || p.stopping || s.stale(p) || s.replacing() {
 		return false
 	}
 	since := time.Since(sl.lastRecycle)
@@ -137,16 +117,6 @@ func (s *Supervisor) mayRecycle(p *proc) bool {
 		sl.recycles = 0 // forgiven, as crashes are
 	}
 	return since >= backoff(sl.recycles+1)
-}
-
-// replacing reports whether a replacement is starting in any slot.
-func (s *Supervisor) replacing() bool {
-	for _, sl := range s.slots {
-		if sl.next != nil {
-			return true
-		}
-	}
-	return false
 }
 
 // recycleForMemory recycles p for its RSS. Memory recycles back off like
@@ -162,7 +132,7 @@ func (s *Supervisor) recycleForMemory(p *proc, rss uint64) {
 		s.logFootprint(rss)
 	}
 	sl.recycles++
-	s.recycle(p, CauseMemory, rss)
+	s.markRecycle(p, CauseMemory, rss)
 }
 
 // logFootprint logs, once, that MAX_MEMORY_RESTART_MB is below a fresh
@@ -176,27 +146,22 @@ func (s *Supervisor) logFootprint(rss uint64) {
 		"setting", "MAX_MEMORY_RESTART_MB", "limit_mb", s.cfg.MaxMemoryMB, "rss_mb", rss>>20)
 }
 
-// recycle replaces p, replacement first. A worker past MAX_REQUESTS leaves
-// rotation at once while another upstream is healthy (retireSpent), as
+// markRecycle marks p for replacement, replacement first (replaceStale,
+// swapReady). A worker past MAX_REQUESTS leaves rotation while its
+// replacement starts, as long as another is healthy (retireSpent), as
 // gunicorn's worker stops accepting at max_requests.
-func (s *Supervisor) recycle(p *proc, cause string, detail any) {
-	sl := p.slot
+func (s *Supervisor) markRecycle(p *proc, cause string, detail any) {
 	p.log.Info("recycling worker", "cause", cause, "detail", detail)
-	p.spent = cause == CauseMaxRequests
-	s.replace(sl, cause, func(err error) { s.recycled(sl, p, err) })
-	s.retireSpent()
+	p.recycle = cause
 }
 
-// recycled ends a recycle: the slot's backoff counts from now. After a
-// failed replacement the old worker serves on, back in rotation, and the
-// next try backs off.
-func (s *Supervisor) recycled(sl *slot, p *proc, err error) {
+// recycleFailed ends a recycle whose replacement failed: the old worker
+// serves on, back in rotation, and the next try backs off.
+func (s *Supervisor) recycleFailed(p *proc, err error) {
+	sl := p.slot
 	sl.lastRecycle = time.Now()
-	if err == nil {
-		return
-	}
 	sl.recycles++
-	p.spent = false
+	p.recycle = ""
 	p.up.Transition(pool.Recycling, pool.Healthy)
 	p.log.Warn("recycling failed, worker keeps serving", "error", err)
 }
@@ -208,7 +173,7 @@ func (s *Supervisor) recycled(sl *slot, p *proc, err error) {
 func (s *Supervisor) retireSpent() {
 	for _, sl := range s.slots {
 		p := sl.cur
-		if p == nil || !p.spent || sl.next == nil || p.up.State() != pool.Healthy {
+		if p == nil || p.recycle != CauseMaxRequests || sl.next == nil || p.up.State() != pool.Healthy {
 			continue
 		}
 		if s.pool.Healthy() < 2 {

@@ -57,15 +57,16 @@ func relayOutput(p *proc, stdout, stderr *os.File) <-chan struct{} {
 	return done
 }
 
-// reap waits for the process to exit and for its last lines, then hands
-// the exit to the loop.
-func (s *Supervisor) reap(p *proc, relayed <-chan struct{}) {
+// wait waits for the process to exit and for its last lines, then hands
+// the exit to the loop (reap), as fasthttp prefork's children do. The loop
+// returns only once every child is reaped, so the send always lands.
+func (s *Supervisor) wait(p *proc, relayed <-chan struct{}) {
 	err := p.cmd.Wait()
 	select {
 	case <-relayed:
 	case <-time.After(relayWait):
 	}
-	s.send(func() { s.onExit(p, err) })
+	s.exits <- exit{slot: p.slot.id, pid: p.pid, err: err}
 }
 
 // relay re-emits each line a worker writes through its logger: JSON lines

@@ -17,7 +17,8 @@ const remoteIDBase = 1000
 // remote is one address of a remote upstream.
 type remote struct {
 	up     *pool.Upstream
-	cancel context.CancelFunc
+	cancel context.CancelFunc // stops its health checker
+	gone   bool               // its address is gone: it drains, then goes
 }
 
 // startRemotes resolves UPSTREAMS once now, then again every DNSRefresh
@@ -30,23 +31,35 @@ func (s *Supervisor) startRemotes() {
 	if !hasNames(s.cfg.Upstreams) {
 		return
 	}
-	go func() {
-		t := time.NewTicker(s.cfg.DNSRefresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.done:
-				return
-			case <-t.C:
-				addrs := resolve(s.cfg.Upstreams, s.log)
-				s.send(func() { s.applyResolved(addrs) })
-			}
-		}
-	}()
+	go s.resolveEvery(s.cfg.DNSRefresh)
 }
 
+// resolveEvery sends the loop the addresses UPSTREAMS resolves to, every d,
+// until the loop returns.
+func (s *Supervisor) resolveEvery(d time.Duration) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.done:
+			return
+		case <-t.C:
+		}
+		select {
+		case s.resolved <- resolve(s.cfg.Upstreams, s.log):
+		case <-s.done:
+			return
+		}
+	}
+}
+
+// hasNames reports whether an entry is a DNS name, which resolve must look
+// up again ("unix:/path" splits like host:port, with host "unix").
 func hasNames(entries []string) bool {
 	for _, e := range entries {
+		if strings.HasPrefix(e, "unix:") {
+			continue
+		}
 		host, _, err := net.SplitHostPort(e)
 		if err == nil && net.ParseIP(host) == nil {
 			return true
@@ -86,7 +99,7 @@ func resolve(entries []string, log interface{ Warn(string, ...any) }) []string {
 }
 
 // applyResolved adds upstreams for new addresses and drains those whose
-// address is gone. Only the loop calls it.
+// address is gone, through the same drain as a local worker's.
 func (s *Supervisor) applyResolved(addrs []string) {
 	if s.stopping {
 		return
@@ -94,59 +107,54 @@ func (s *Supervisor) applyResolved(addrs []string) {
 	want := map[string]bool{}
 	for _, a := range addrs {
 		want[a] = true
-		if s.remotes[a] == nil {
+	}
+	for _, r := range s.remotes {
+		if !r.gone && !want[r.up.Address] {
+			s.log.Info("upstream address gone, draining it", "upstream", r.up.Address, "id", r.up.ID)
+			r.gone = true
+			s.drain(r.up)
+		}
+		if !r.gone {
+			delete(want, r.up.Address) // has its upstream
+		}
+	}
+	for _, a := range addrs {
+		if want[a] {
 			s.addRemote(a)
 		}
 	}
-	for a, r := range s.remotes {
-		if !want[a] {
-			s.log.Info("upstream address gone, draining it", "upstream", a)
-			delete(s.remotes, a)
-			s.drainRemote(r)
-		}
-	}
-	s.publish()
 }
 
 func (s *Supervisor) addRemote(addr string) {
 	s.remoteSeq++
 	u := pool.NewUpstream(remoteIDBase+s.remoteSeq, pool.Remote, addr)
 	ctx, cancel := context.WithCancel(context.Background())
-	s.remotes[addr] = &remote{up: u, cancel: cancel}
+	s.remotes = append(s.remotes, &remote{up: u, cancel: cancel})
 	go s.checker.Watch(ctx, u)
 	s.log.Info("remote upstream added", "upstream", addr, "id", u.ID)
+	s.dirty = true
 }
 
-// drainRemote stops routing to r and, once its requests are done (up to
-// DrainTimeout), marks it Stopped and ends its checker; the proxy closes
-// its pooled connections when it sees it gone.
-func (s *Supervisor) drainRemote(r *remote) {
-	r.up.SetState(pool.Draining)
-	deadline := time.Now().Add(s.cfg.DrainTimeout)
-	go func() {
-		for r.up.Inflight() > 0 && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
+// dropRemote forgets a remote upstream that has drained: it is Stopped,
+// its checker ends, and the proxy closes its pooled connections once it
+// is no longer published.
+func (s *Supervisor) dropRemote(u *pool.Upstream) {
+	for i, r := range s.remotes {
+		if r.up == u {
+			u.SetState(pool.Stopped)
+			r.cancel()
+			s.remotes = append(s.remotes[:i], s.remotes[i+1:]...)
+			s.dirty = true
+			return
 		}
-		r.up.SetState(pool.Stopped)
-		r.cancel()
-	}()
+	}
 }
 
 // stopRemotes ends every remote upstream at shutdown.
 func (s *Supervisor) stopRemotes() {
-	for a, r := range s.remotes {
+	for _, r := range s.remotes {
 		r.up.SetState(pool.Stopped)
 		r.cancel()
-		delete(s.remotes, a)
 	}
-}
-
-// remoteList returns the remote upstreams sorted by id.
-func (s *Supervisor) remoteList() []*pool.Upstream {
-	ups := make([]*pool.Upstream, 0, len(s.remotes))
-	for _, r := range s.remotes {
-		ups = append(ups, r.up)
-	}
-	sort.Slice(ups, func(i, j int) bool { return ups[i].ID < ups[j].ID })
-	return ups
+	s.remotes = nil
 }

@@ -21,9 +21,9 @@ import (
 // process joins the pool as Starting; the checker makes it Healthy after its
 // first good probe.
 func (s *Supervisor) spawn(sl *slot) (*proc, error) {
-	s.gen++
-	base := filepath.Join(s.cfg.SocketDir, fmt.Sprintf("w%d-%d", sl.id, s.gen))
-	p := &proc{slot: sl, socket: base + ".sock", report: base + ".rpt", maxRequests: s.requestLimit()}
+	s.spawned++
+	base := filepath.Join(s.cfg.SocketDir, fmt.Sprintf("w%d-%d", sl.id, s.spawned))
+	p := &proc{slot: sl, gen: s.target.gen, socket: base + ".sock", report: base + ".rpt", maxRequests: s.requestLimit()}
 	cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
 	cmd.Env = s.workerEnv(sl.id, p)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -41,7 +41,7 @@ func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 	p.log = s.log.Named("worker").With("worker_id", sl.id, "pid", p.pid)
 	relayed := relayOutput(p, stdout, stderr)
 	s.track(p)
-	go s.reap(p, relayed)
+	go s.wait(p, relayed)
 	return p, nil
 }
 
@@ -71,19 +71,19 @@ func startWithPipes(cmd *exec.Cmd) (stdout, stderr *os.File, err error) {
 	return outR, errR, nil
 }
 
-// track makes the process's upstream, starts its checker and arms the
-// start timeout.
+// track makes the process's upstream, enters it in the table and starts
+// its checker. checkTimers kills it if it is not healthy within
+// StartTimeout.
 func (s *Supervisor) track(p *proc) {
 	u := pool.NewUpstream(p.slot.id, pool.Local, "unix:"+p.socket)
 	u.PID, u.ReportSocket, u.StartedAt = p.pid, p.report, p.started
 	p.up = u
 	p.slot.last = u
-	s.procs[u] = p
+	s.procs[p.pid] = p
 	ctx, cancel := context.WithCancel(context.Background())
 	p.cancel = cancel
 	go s.checker.Watch(ctx, u)
-	s.after(s.cfg.StartTimeout, func() { s.onStartTimeout(p) })
-	p.log.Info("worker started", "socket", p.socket)
+	p.log.Info("worker started", "socket", p.socket, "generation", p.gen)
 }
 
 // secretEnv names the balancer's own secrets, which workers never inherit:
@@ -103,7 +103,7 @@ func (s *Supervisor) workerEnv(id int, p *proc) []string {
 	if !hasValue(env, "GOMAXPROCS") {
 		// An operator's GOMAXPROCS is inherited (unless denied); else each
 		// Go worker gets its share of the cores.
-		env = append(env, "GOMAXPROCS="+strconv.Itoa(protocol.WorkerProcs(runtime.NumCPU(), s.want)))
+		env = append(env, "GOMAXPROCS="+strconv.Itoa(protocol.WorkerProcs(runtime.NumCPU(), s.target.count)))
 	}
 	if s.cfg.MemoryLimitMB > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.Itoa(s.cfg.MemoryLimitMB)+"MiB")

@@ -1,15 +1,17 @@
-// Package supervisor runs the local worker processes: it spawns them, admits
-// each to the pool after its first healthy answer, reaps and classifies
-// exits, respawns with backoff, replaces unhealthy workers, scales, rolls
-// reloads and stops them all in order. One goroutine, the loop in Run, owns
-// the worker table; everything else talks to it through channels, as in
-// gunicorn's arbiter.
+// Package supervisor runs the local worker processes as gunicorn's arbiter
+// does: one goroutine, the loop in Run, owns the worker table and reads
+// typed messages (child exits, health events, admin requests, resolved
+// addresses, a ticker) from channels. After each one a single step,
+// manage, compares the table with a target {count, generation} and acts:
+// it spawns missing slots, replaces workers of an old generation one at a
+// time (a rolling reload), retires extras, oldest first, and recycles spent
+// workers. Start, scale, reload and recycling are that one step with a
+// different target or mark.
 package supervisor
 
 import (
 	"context"
 	"errors"
-	"os"
 	"sync/atomic"
 	"time"
 
@@ -32,11 +34,14 @@ type Config struct {
 	// HealthPath is handed to workers as HEALTH_PATH.
 	HealthPath string
 	// StartTimeout bounds the time from spawn to first healthy answer.
+	// If zero, 30s.
 	StartTimeout time.Duration
 	// DrainTimeout bounds how long a drained worker's requests may run.
 	DrainTimeout time.Duration
-	// StopGrace is the time between SIGTERM and SIGKILL for a worker that
-	// is replaced because it stopped answering.
+	// StopGrace is the time between SIGTERM and SIGKILL for a worker the
+	// supervisor stops while the balancer runs (drained, or replaced
+	// because it stopped answering). At shutdown the grace is what is left
+	// of Shutdown's context.
 	StopGrace time.Duration
 	// StablePeriod is how long a worker must run for its crash count to be
 	// forgiven. If zero, 10s.
@@ -46,7 +51,8 @@ type Config struct {
 	// Upstreams are remote upstreams: host:port, a DNS name with port
 	// (every address it resolves to, re-resolved every DNSRefresh) or
 	// unix:/path.
-	Upstreams  []string
+	Upstreams []string
+	// DNSRefresh is the time between resolutions. If zero, 10s.
 	DNSRefresh time.Duration
 	// MemoryLog logs every memory sample (ENABLE_MEMORY_MONITORING).
 	MemoryLog bool
@@ -66,153 +72,99 @@ type Config struct {
 // ErrStopping is returned to commands that arrive during shutdown.
 var ErrStopping = errors.New("balancer is shutting down")
 
-// Supervisor owns the local workers. Create it with New and run Run.
+// Supervisor owns the local workers. Create it with New and run Run; its
+// exported methods are safe for concurrent use.
 type Supervisor struct {
 	cfg     Config
 	pool    *pool.Pool
 	checker *pool.Checker
 	log     hclog.Logger
 
-	events chan func()
-	done   chan struct{}
+	// The loop's inputs (see Run), and done, closed when it returns.
+	exits    chan exit
+	health   chan healthEvent
+	limits   chan *pool.Upstream // upstreams whose requests reached MAX_REQUESTS
+	resolved chan []string
+	ops      chan opRequest
+	stops    chan stopRequest
+	done     chan struct{}
 
 	// Owned by the loop goroutine.
+	target    target
 	slots     map[int]*slot
-	procs     map[*pool.Upstream]*proc
-	remotes   map[string]*remote
+	procs     map[int]*proc // by pid
+	remotes   []*remote     // by id
 	remoteSeq int
-	gen       int
+	draining  map[*pool.Upstream]time.Time // drain deadlines
+	op        *opRequest                   // the scale or reload running
+	answers   []answer                     // outcomes to send once published
 	stopping  bool
-	busy      bool // a scale or reload runs
-	want      int  // local workers asked for
-	waiters   []waiter
-	stopped   chan struct{}
-	readyCh   chan struct{}
-	// limits receives the upstreams whose requests reached MAX_REQUESTS.
-	limits chan *pool.Upstream
-	// startFailed is closed once every worker failed before any was ready.
-	startFailed chan struct{}
-	footprint   bool // the memory limit below footprint error was logged
+	spawned   int  // processes spawned, for unique socket names
+	dirty     bool // the table changed since the last publish
+	footprint bool // the memory limit below footprint error was logged
 
-	view     atomic.Pointer[[]WorkerView]
-	restarts restartCounts
+	readyCh     chan struct{} // closed once the first worker is healthy
+	startFailed chan struct{} // closed once every worker failed before any was ready
+	view        atomic.Pointer[[]WorkerView]
+	restarts    restartCounts
 }
 
 // New returns a Supervisor that publishes its workers into p. checkOpts
 // configures the health checker it runs for each worker.
 func New(cfg Config, p *pool.Pool, checkOpts pool.CheckOptions, log hclog.Logger) *Supervisor {
-	if cfg.StablePeriod <= 0 {
-		cfg.StablePeriod = 10 * time.Second
-	}
+	cfg.defaults()
 	s := &Supervisor{
-		cfg:     cfg,
-		pool:    p,
-		log:     log,
-		events:  make(chan func(), 64),
-		done:    make(chan struct{}),
-		slots:   map[int]*slot{},
-		procs:   map[*pool.Upstream]*proc{},
-		remotes: map[string]*remote{},
-		readyCh: make(chan struct{}),
+		cfg: cfg, pool: p, log: log,
 
-		limits:      make(chan *pool.Upstream, 64),
+		exits:    make(chan exit, 16),
+		health:   make(chan healthEvent, 64),
+		limits:   make(chan *pool.Upstream, 64),
+		resolved: make(chan []string, 1),
+		ops:      make(chan opRequest),
+		stops:    make(chan stopRequest),
+		done:     make(chan struct{}),
+
+		slots:    map[int]*slot{},
+		procs:    map[int]*proc{},
+		draining: map[*pool.Upstream]time.Time{},
+
+		readyCh:     make(chan struct{}),
 		startFailed: make(chan struct{}),
 	}
 	s.checker = pool.NewChecker(checkOpts, pool.Hooks{
-		Ready:     func(u *pool.Upstream) { s.send(func() { s.onReady(u) }) },
-		Unhealthy: func(u *pool.Upstream) { s.send(func() { s.onUnhealthy(u) }) },
+		Ready:     func(u *pool.Upstream) { s.notify(healthEvent{up: u, ready: true}) },
+		Unhealthy: func(u *pool.Upstream) { s.notify(healthEvent{up: u}) },
 		Memory:    s.onMemory,
 	}, log.Named("health"))
 	s.publish()
 	return s
 }
 
+func (c *Config) defaults() {
+	if c.StablePeriod <= 0 {
+		c.StablePeriod = 10 * time.Second
+	}
+	if c.StartTimeout <= 0 {
+		c.StartTimeout = 30 * time.Second
+	}
+	if c.DNSRefresh <= 0 {
+		c.DNSRefresh = 10 * time.Second
+	}
+}
+
 // Ready is closed once the first worker is healthy.
 func (s *Supervisor) Ready() <-chan struct{} { return s.readyCh }
 
-// Run starts the workers and supervises them until Shutdown has stopped
-// them all. It returns nil after a clean shutdown.
-func (s *Supervisor) Run() error {
-	defer close(s.done)
-	s.want = s.cfg.Workers
-	for id := 1; id <= s.cfg.Workers; id++ {
-		s.startSlot(id)
-	}
-	s.startRemotes()
-	tick := time.NewTicker(recycleCheck)
-	defer tick.Stop()
-	for {
-		select {
-		case ev := <-s.events:
-			ev()
-		case u := <-s.limits:
-			s.onRequestLimit(u)
-		case <-tick.C:
-			s.checkRecycle()
-		case <-s.stopped:
-			s.log.Info("all workers stopped")
-			return os.RemoveAll(s.cfg.SocketDir)
-		}
-	}
-}
-
-// send hands f to the loop. It drops f once the loop has returned.
-func (s *Supervisor) send(f func()) {
-	select {
-	case s.events <- f:
-	case <-s.done:
-	}
-}
-
-// call runs f on the loop and waits for its answer.
-func (s *Supervisor) call(ctx context.Context, f func() error) error {
-	errc := make(chan error, 1)
-	s.send(func() { errc <- f() })
-	select {
-	case err := <-errc:
-		return err
-	case <-s.done:
-		return ErrStopping
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// after runs f on the loop once d has passed.
-func (s *Supervisor) after(d time.Duration, f func()) *time.Timer {
-	return time.AfterFunc(d, func() { s.send(f) })
-}
-
 // Shutdown stops every worker: SIGTERM, then SIGKILL for those still running
-// when ctx ends. It returns once all have exited and the socket directory
-// is removed.
+// when ctx ends (after 30s without a deadline). It returns once all have
+// exited and Run has removed the socket directory.
 func (s *Supervisor) Shutdown(ctx context.Context) error {
-	err := s.call(context.Background(), func() error {
-		s.beginShutdown(ctx)
-		return nil
-	})
-	if err != nil && !errors.Is(err, ErrStopping) {
-		return err
+	select {
+	case s.stops <- stopRequest{deadline: deadline(ctx)}:
+	case <-s.done:
 	}
 	<-s.done
 	return nil
-}
-
-func (s *Supervisor) beginShutdown(ctx context.Context) {
-	if s.stopping {
-		return
-	}
-	s.stopping = true
-	s.stopped = make(chan struct{})
-	s.log.Info("stopping workers", "workers", len(s.procs))
-	s.stopRemotes()
-	grace := time.Until(deadline(ctx))
-	for _, p := range s.procs {
-		p.up.SetState(pool.Stopped)
-		s.stop(p, grace)
-	}
-	s.publish()
-	s.checkStopped()
 }
 
 func deadline(ctx context.Context) time.Time {
@@ -220,15 +172,4 @@ func deadline(ctx context.Context) time.Time {
 		return d
 	}
 	return time.Now().Add(30 * time.Second)
-}
-
-// checkStopped ends the loop once shutdown has reaped every worker.
-func (s *Supervisor) checkStopped() {
-	if s.stopping && len(s.procs) == 0 {
-		select {
-		case <-s.stopped:
-		default:
-			close(s.stopped)
-		}
-	}
 }

@@ -34,8 +34,9 @@ type WorkerView struct {
 // concurrent use.
 func (s *Supervisor) Workers() []WorkerView { return *s.view.Load() }
 
-// publish hands the pool every live process's upstream and stores a new
-// view. Only the loop calls it.
+// publish hands the pool every live process's upstream (draining ones
+// too: they finish their requests) and every remote upstream, and stores
+// a new view. Only the loop calls it, from manage when the table changed.
 func (s *Supervisor) publish() {
 	ids := make([]int, 0, len(s.slots))
 	for id := range s.slots {
@@ -57,13 +58,12 @@ func (s *Supervisor) publish() {
 			views = append(views, sl.view(u))
 		}
 	}
-	for _, u := range s.remoteList() {
-		ups = append(ups, u)
-		views = append(views, WorkerView{ID: u.ID, Upstream: u})
+	for _, r := range s.remotes {
+		ups = append(ups, r.up)
+		views = append(views, WorkerView{ID: r.up.ID, Upstream: r.up})
 	}
 	s.pool.Publish(ups)
 	s.view.Store(&views)
-	s.checkWaiters()
 	s.checkStartFailed()
 }
 

@@ -10,22 +10,23 @@ import (
 	"github.com/procbal/procbal/balancer/pool"
 )
 
-// slot is one stable worker id. It holds the serving process, a
-// replacement waiting to become healthy, and older processes still draining
-// or stopping.
+// slot is one stable worker id, a row of the worker table. It holds the
+// serving process, a replacement starting to take over once healthy, and
+// older processes still draining or stopping. Only the loop touches it.
 type slot struct {
-	id       int
-	cur      *proc
-	next     *proc
-	old      []*proc
-	last     *pool.Upstream // the most recent process's upstream, for reports
-	restarts int
-	crashes  int    // consecutive crashes of short-lived processes
-	cause    string // why the last restart happened
-	retiring bool   // scaled away: removed once its processes are gone
-	respawn  *time.Timer
-	// onSwap is called when next replaces cur (nil error) or fails.
-	onSwap func(error)
+	id   int
+	cur  *proc // serving, or starting to; nil while a respawn backs off
+	next *proc // the replacement of cur; never set while cur is nil
+	old  []*proc
+	last *pool.Upstream // the most recent process's upstream, for reports
+	// retiring is set once the slot is scaled away: it is removed when its
+	// processes are gone.
+	retiring bool
+	// respawnAt is when cur may be spawned again after a crash (backoff).
+	respawnAt time.Time
+	restarts  int
+	crashes   int    // consecutive crashes of short-lived processes
+	cause     string // why the last restart happened
 	// recycles counts recycles in a row that back off: memory recycles
 	// and failed replacements less than StablePeriod apart.
 	recycles    int
@@ -39,25 +40,29 @@ type slot struct {
 
 // proc is one worker process.
 type proc struct {
-	slot      *slot
-	cmd       *exec.Cmd
-	pid       int
-	up        *pool.Upstream
-	log       hclog.Logger
-	socket    string
-	report    string
-	started   time.Time
-	ready     bool
-	stopping  bool // we asked it to stop; its exit is no crash
-	killed    bool // we sent it SIGKILL
-	exited    bool
-	cancel    context.CancelFunc // stops its health checker
-	killTimer *time.Timer
+	slot *slot
+	// gen is the target generation it was started for: a reload bumps the
+	// target's, and manage replaces the processes left behind.
+	gen     int
+	cmd     *exec.Cmd
+	pid     int
+	up      *pool.Upstream
+	log     hclog.Logger
+	socket  string
+	report  string
+	started time.Time
+	ready   bool
+	// recycle is the restart cause it is to be replaced for
+	// (CauseMemory, CauseMaxRequests); empty while it is not.
+	recycle  string
+	stopping bool      // we asked it to stop; its exit is no crash
+	killAt   time.Time // when a stopping process gets SIGKILL
+	grace    time.Duration
+	killed   bool // we sent it SIGKILL
+	exited   bool
+	cancel   context.CancelFunc // stops its health checker
 	// maxRequests is this process's MAX_REQUESTS with jitter; 0 is off.
 	maxRequests uint64
-	// spent is set once its replacement for MAX_REQUESTS is asked for: it
-	// leaves rotation (Recycling) while another upstream is healthy.
-	spent bool
 	// stdout and stderr hold the last line the process wrote to each.
 	stdout, stderr lastLine
 }
@@ -70,6 +75,14 @@ func (p *proc) lastOutput() string {
 		return s
 	}
 	return p.stdout.String()
+}
+
+// replaceCause is the restart cause of a swap that replaces p.
+func (p *proc) replaceCause() string {
+	if p.recycle != "" {
+		return p.recycle
+	}
+	return CauseReload
 }
 
 // procs lists every live process of the slot.
@@ -104,6 +117,14 @@ func (sl *slot) forget(p *proc) {
 func (sl *slot) retire(p *proc) {
 	sl.forget(p)
 	sl.old = append(sl.old, p)
+}
+
+// promote makes a starting replacement the serving process once cur is
+// gone: it serves as soon as it is healthy, and no respawn is needed.
+func (sl *slot) promote() {
+	if sl.cur == nil && sl.next != nil {
+		sl.cur, sl.next = sl.next, nil
+	}
 }
 
 // crashLoopAt is the number of short-lived crashes in a row that make a
