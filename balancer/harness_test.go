@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/procbal/procbal/balancer/admin"
+	"github.com/procbal/procbal/worker/store/storetest"
 )
 
 var bins struct {
@@ -50,6 +51,7 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	code := m.Run()
+	storetest.CloseShared() // the PostgreSQL and Redis of data_e2e_test.go, if started
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

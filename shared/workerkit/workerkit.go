@@ -33,6 +33,10 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests may run after
 	// SIGTERM. If zero, 30s.
 	ShutdownTimeout time.Duration
+	// Internal serves the report socket's paths other than the memory
+	// report, such as protocol.DBSharePath: requests only the balancer can
+	// send. It runs concurrently with Handler. If nil, those paths get 404.
+	Internal fasthttp.RequestHandler
 }
 
 // Spawned reports whether this process was started by the balancer.
@@ -52,7 +56,7 @@ func Serve(ctx context.Context, o Options) error {
 		return err
 	}
 	srv := newServer(withHealth(o.Handler), "worker", o.Logger)
-	report, err := serveReport(o.Logger)
+	report, err := serveReport(o.Internal, o.Logger)
 	if err != nil {
 		ln.Close()
 		return err
@@ -145,8 +149,9 @@ func withHealth(next fasthttp.RequestHandler) fasthttp.RequestHandler {
 	}
 }
 
-// serveReport serves the memory report on WORKER_REPORT_SOCKET, when set.
-func serveReport(log hclog.Logger) (*fasthttp.Server, error) {
+// serveReport serves the memory report, and internal the rest, on
+// WORKER_REPORT_SOCKET, when set.
+func serveReport(internal fasthttp.RequestHandler, log hclog.Logger) (*fasthttp.Server, error) {
 	p := os.Getenv(protocol.EnvReportSocket)
 	if p == "" {
 		return nil, nil
@@ -155,18 +160,23 @@ func serveReport(log hclog.Logger) (*fasthttp.Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := newServer(reportHandler, "worker-report", log)
+	srv := newServer(reportHandler(internal), "worker-report", log)
 	go srv.Serve(ln)
 	return srv, nil
 }
 
-func reportHandler(ctx *fasthttp.RequestCtx) {
-	if string(ctx.Path()) != protocol.ReportPath {
-		ctx.SetStatusCode(fasthttp.StatusNotFound)
-		return
+func reportHandler(internal fasthttp.RequestHandler) fasthttp.RequestHandler {
+	return func(ctx *fasthttp.RequestCtx) {
+		switch {
+		case string(ctx.Path()) == protocol.ReportPath:
+			ctx.SetContentType("application/json")
+			_ = json.NewEncoder(ctx).Encode(protocol.ReadMemory())
+		case internal != nil:
+			internal(ctx)
+		default:
+			ctx.SetStatusCode(fasthttp.StatusNotFound)
+		}
 	}
-	ctx.SetContentType("application/json")
-	_ = json.NewEncoder(ctx).Encode(protocol.ReadMemory())
 }
 
 // watchParent stops the worker when the balancer that spawned it is gone.

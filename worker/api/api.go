@@ -1,13 +1,19 @@
-// Package api holds the reference worker's HTTP handlers.
+// Package api holds the reference worker's HTTP handlers: health, items
+// (PostgreSQL), sessions (Redis, or memory), the load-test routes, and the
+// internal endpoint the balancer calls on the report socket.
 package api
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/procbal/procbal/worker/store"
 )
 
 // Limits on the load-test routes, from the contract.
@@ -23,25 +29,65 @@ const (
 	DepDown     = "down"
 )
 
-// Handler serves the reference worker's routes.
+// DefaultSessionTTL is Options.SessionTTL when zero (SESSION_TTL's default).
+const DefaultSessionTTL = 24 * time.Hour
+
+// Options configures New.
+type Options struct {
+	// ID is the worker's WORKER_ID, 0 when started on its own.
+	ID int
+	// PID is reported by /api/health.
+	PID int
+	// DB holds the items. If nil (no DATABASE_URL), item routes answer 503.
+	DB *store.Postgres
+	// Redis holds the sessions. If nil (no REDIS_URL), sessions live in
+	// this worker's memory and other workers do not see them.
+	Redis *store.Redis
+	// SessionTTL is how long a session lives. If zero, DefaultSessionTTL.
+	SessionTTL time.Duration
+	// CookieSecure marks the session cookie Secure (COOKIE_SECURE).
+	CookieSecure bool
+	// Logger receives server errors (5xx other than 503). If nil, none.
+	Logger hclog.Logger
+}
+
+// Handler serves the reference worker's routes. Safe for concurrent use.
 type Handler struct {
 	// ID is the worker's WORKER_ID, 0 when started on its own.
 	ID int
 	// PID is reported by /api/health.
 	PID int
 
-	health []byte // /api/health body; static while no dependency is configured
+	db       *store.Postgres
+	redis    *store.Redis
+	sessions store.Sessions
+	ttl      time.Duration
+	secure   bool
+	log      hclog.Logger
+
+	health []byte // /api/health body while no dependency is configured
 }
 
-// New returns a Handler for worker id running as pid.
-func New(id, pid int) *Handler {
-	h := &Handler{ID: id, PID: pid}
-	h.health = h.healthBody(DepDisabled, DepDisabled)
+// New returns a Handler.
+func New(o Options) *Handler {
+	h := &Handler{ID: o.ID, PID: o.PID, db: o.DB, redis: o.Redis, ttl: o.SessionTTL,
+		secure: o.CookieSecure, log: o.Logger}
+	if h.ttl <= 0 {
+		h.ttl = DefaultSessionTTL
+	}
+	if h.log == nil {
+		h.log = hclog.NewNullLogger()
+	}
+	h.sessions = store.NewMemorySessions()
+	if o.Redis != nil {
+		h.sessions = o.Redis
+	}
+	h.health = h.healthBody(statusOK, DepDisabled, DepDisabled)
 	return h
 }
 
-func (h *Handler) healthBody(pg, redis string) []byte {
-	b := []byte(`{"status":"ok","worker_id":`)
+func (h *Handler) healthBody(status, pg, redis string) []byte {
+	b := []byte(`{"status":"` + status + `","worker_id":`)
 	b = strconv.AppendInt(b, int64(h.ID), 10)
 	b = append(b, `,"pid":`...)
 	b = strconv.AppendInt(b, int64(h.PID), 10)
@@ -58,14 +104,19 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 		h.serveWork(ctx)
 	case "/api/sleep":
 		h.serveSleep(ctx)
+	case "/api/items":
+		h.serveItems(ctx)
+	case "/api/sessions":
+		h.serveSessions(ctx)
+	case "/api/sessions/me":
+		h.serveSessionMe(ctx)
 	default:
+		if id, ok := bytes.CutPrefix(ctx.Path(), []byte("/api/items/")); ok {
+			h.serveItem(ctx, string(id))
+			return
+		}
 		writeError(ctx, fasthttp.StatusNotFound, "no such route")
 	}
-}
-
-func (h *Handler) serveHealth(ctx *fasthttp.RequestCtx) {
-	ctx.SetContentType("application/json")
-	ctx.SetBody(h.health)
 }
 
 // serveWork runs n rounds of SHA-256 over the previous digest.
