@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -26,26 +25,26 @@ import (
 )
 
 func main() {
+	if code, ok := subcommand(os.Args[1:]); ok {
+		os.Exit(code)
+	}
 	cfg, err := loadConfig()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
 		os.Exit(2)
 	}
-	var out io.Writer = os.Stderr
-	if cfg.LogFile != "" {
-		f, err := logging.OpenRotating(cfg.LogFile)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "balancer: bad setting: LOG_FILE:", err)
-			os.Exit(2)
-		}
-		defer f.Close()
-		out = io.MultiWriter(os.Stderr, f)
+	out, logFile, err := logOutput(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "balancer: bad setting: LOG_FILE:", err)
+		os.Exit(2)
 	}
+	defer logFile.Close()
 	log, err := logging.New(logging.Options{Name: "balancer", Level: cfg.LogLevel, Format: cfg.LogFormat, Output: out})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
 		os.Exit(2)
 	}
+	rotateOnSIGUSR1(logFile, cfg.LogFile, log)
 	if err := run(cfg, log); err != nil {
 		log.Error("balancer failed", "error", err)
 		os.Exit(1) //nolint:gocritic // the log file is flushed on every write
@@ -89,6 +88,7 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	}
 	sel, _ := pool.NewSelector(cfg.Strategy)
 	p := pool.New(sel, pool.OutlierOptions{Consecutive: cfg.Unhealthy}, log.Named("pool"))
+	p.SetStickySecret(stickySecret(cfg, log))
 	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
 	metrics := admin.NewMetrics(p, sup)
 	a := &app{cfg: cfg, log: log, pool: p, sup: sup}

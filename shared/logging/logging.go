@@ -1,5 +1,6 @@
 // Package logging builds the root hclog logger of either binary from
-// LOG_LEVEL and LOG_FORMAT.
+// LOG_LEVEL and LOG_FORMAT, and the balancer's LOG_FILE, rotated by size
+// and on demand (lumberjack).
 package logging
 
 import (
