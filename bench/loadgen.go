@@ -46,8 +46,12 @@ type connStats struct {
 	sockErrs, badStatus int64
 }
 
-// runLoad runs the load generator o.Engine names against url.
+// runLoad runs the load generator o.Engine names against url; a
+// WebSocket path always runs websocket.go's.
 func runLoad(ctx context.Context, o wrkOptions, url string) (wrkResult, error) {
+	if o.WS {
+		return runWSLoad(ctx, o, url)
+	}
 	if o.Engine == loadGo {
 		return runGoLoad(ctx, o, url)
 	}

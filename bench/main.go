@@ -3,7 +3,8 @@
 // fails no request. balancer-stream, the balancer with its request and
 // response buffering off, runs beside it to show what buffering costs, and
 // a -paths entry post:<bytes>:<path> loads a path with POSTs of a body that
-// size (paths.go).
+// size (paths.go), and ws:<path> echoes messages over WebSockets, each
+// proxy then fronting WebSocket echo workers (websocket.go).
 //
 // Run it from the repository, as `make bench` does:
 //
@@ -40,9 +41,10 @@ import (
 )
 
 // defaultPaths is what -paths loads unless told otherwise: a minimal
-// answer, one that costs the worker CPU, and a minimal answer to a 16 KiB
-// upload, which request buffering reads whole before picking a worker.
-const defaultPaths = "/api/health,/api/work?n=200,post:16384:/api/health"
+// answer, one that costs the worker CPU, a minimal answer to a 16 KiB
+// upload, which request buffering reads whole before picking a worker, and
+// a WebSocket echo.
+const defaultPaths = "/api/health,/api/work?n=200,post:16384:/api/health,ws:/ws"
 
 // config is the run's settings, from flags.
 type config struct {
@@ -80,7 +82,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.connections, "connections", 32, "connections (wrk -c; with -load go, one goroutine each)")
 	fs.StringVar(&c.load, "load", loadWrk, "load generator: wrk, or go (built in, fasthttp; needs no wrk)")
 	fs.StringVar(&scale, "scale", "", "comma list of worker counts (e.g. 1,2,4,8,16): measure the balancer at each against one worker using all cores; -workers, -systems and -failures are then ignored (empty: off)")
-	fs.StringVar(&paths, "paths", defaultPaths, "comma list of paths to GET, or post:<bytes>:<path> to POST a body of that many bytes")
+	fs.StringVar(&paths, "paths", defaultPaths, "comma list of paths to GET, post:<bytes>:<path> to POST a body of that many bytes, or ws:<path> for a WebSocket echo over -connections tunnels")
 	fs.StringVar(&systems, "systems", strings.Join(allSystems, ","), "comma list of systems to measure")
 	fs.StringVar(&c.nginxWorkers, "nginx-workers", "1", "nginx worker_processes (a number or auto); 1 matches our single balancer process")
 	fs.IntVar(&c.haproxyThreads, "haproxy-threads", 1, "HAProxy nbthread")
@@ -102,7 +104,18 @@ func parseFlags(args []string) (config, error) {
 	if err := c.setScale(scale); err != nil {
 		return c, err
 	}
+	if len(c.scale) > 0 && !flagSet(fs, "paths") {
+		// The default's WebSocket row is not a scaling measurement.
+		c.paths = slices.DeleteFunc(c.paths, func(p pathSpec) bool { return p.ws })
+	}
 	return c, c.validate()
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 // setScale parses -scale; in scaling mode only the balancer and direct run,
@@ -135,6 +148,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-load: unknown %q (know %s, %s)", c.load, loadWrk, loadGo)
 	case c.load == loadGo && c.wrkCPU != "":
 		return errors.New("-wrk-cpu pins wrk; it does not apply to -load go")
+	case len(c.scale) > 0 && slices.ContainsFunc(c.paths, func(p pathSpec) bool { return p.ws }):
+		return errors.New("-scale measures HTTP paths only; drop the ws: entries")
 	}
 	for _, s := range c.systems {
 		if !slices.Contains(allSystems, s) {
@@ -153,13 +168,24 @@ func (c config) targets() int {
 	return len(c.systems)
 }
 
-// estimate is roughly how long the throughput rounds take.
+// estimate is roughly how long the throughput rounds take: every path on
+// every system that measures it (a ws: path on wsSystemNames).
 func (c config) estimate() time.Duration {
-	runs := time.Duration(c.targets() * len(c.paths))
+	var runs time.Duration
+	for _, p := range c.paths {
+		if p.ws {
+			runs += time.Duration(len(wsSystemNames(c.systems)))
+		} else {
+			runs += time.Duration(c.targets())
+		}
+	}
 	return runs*time.Duration(c.rounds)*c.duration + runs*c.warmup
 }
 
 func main() {
+	if os.Getenv(benchRoleEnv) == wsEchoRole {
+		os.Exit(wsEchoWorker()) // started by the bench as a worker
+	}
 	os.Exit(run())
 }
 

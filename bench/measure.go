@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 )
 
@@ -54,15 +55,20 @@ func bench(ctx context.Context, cfg config) error {
 	if err != nil {
 		return err
 	}
-	return measureAndReport(ctx, su, systems, root, started)
+	wsSystems, err := startWSSystems(ctx, su)
+	defer stopAll(wsSystems)
+	if err != nil {
+		return err
+	}
+	return measureAndReport(ctx, su, systems, wsSystems, root, started)
 }
 
 // measureAndReport runs the rounds and the failure checks, then prints and
 // writes the report. Failed requests in the checks make it an error.
-func measureAndReport(ctx context.Context, su setup, systems []*system, root string, started time.Time) error {
+func measureAndReport(ctx context.Context, su setup, systems, wsSystems []*system, root string, started time.Time) error {
 	cfg, t := su.cfg, su.tools
 	fmt.Fprintf(os.Stderr, "bench: throughput rounds take about %s\n", cfg.estimate().Round(time.Second))
-	res, err := measure(ctx, su, systems)
+	res, err := measure(ctx, su, systems, wsSystems)
 	if err != nil {
 		return err
 	}
@@ -102,6 +108,38 @@ func startAll(ctx context.Context, su setup) ([]*system, error) {
 	return out, nil
 }
 
+// startWSSystems starts, when -paths has a ws: entry, the systems that
+// measure it (wsSystemNames) in front of WebSocket echo workers: this
+// binary run again as one (websocket.go), in directories of their own. On
+// error it returns those already started, for the caller to stop.
+func startWSSystems(ctx context.Context, su setup) ([]*system, error) {
+	if !slices.ContainsFunc(su.cfg.paths, func(p pathSpec) bool { return p.ws }) {
+		return nil, nil
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("the WebSocket echo worker is this binary: %w", err)
+	}
+	su.tools.worker = self
+	su.workerEnv = append(su.workerEnv, benchRoleEnv+"="+wsEchoRole)
+	su.dir, su.logDir = filepath.Join(su.dir, "ws"), filepath.Join(su.logDir, "ws")
+	for _, d := range []string{su.dir, su.logDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	var out []*system
+	for _, name := range wsSystemNames(su.cfg.systems) {
+		fmt.Fprintf(os.Stderr, "bench: starting %s with WebSocket echo workers\n", name)
+		s, err := startSystem(ctx, su, name)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
 // stopAll stops the systems.
 func stopAll(systems []*system) {
 	for _, s := range systems {
@@ -120,15 +158,23 @@ func findSystem(systems []*system, name string) *system {
 }
 
 // measure runs the rounds. Within a round each path is loaded on every
-// system in turn; the order rotates from round to round so that no system
-// always goes first. A POST path's wrk script goes into su.dir.
-func measure(ctx context.Context, su setup, systems []*system) (results, error) {
+// system in turn (a ws: path on wsSystems); the order rotates from round to
+// round so that no system always goes first. A POST path's wrk script goes
+// into su.dir.
+func measure(ctx context.Context, su setup, systems, wsSystems []*system) (results, error) {
 	cfg, res := su.cfg, results{}
 	base := wrkOptions{Engine: cfg.load, Path: su.tools.wrk, Threads: cfg.threads, Connections: cfg.connections,
 		CPU: cfg.wrkCPU, Duration: cfg.duration}
 	for r := 0; r < cfg.rounds; r++ {
-		order := append(append([]*system{}, systems[r%len(systems):]...), systems[:r%len(systems)]...)
 		for _, p := range cfg.paths {
+			list := systems
+			if p.ws {
+				list = wsSystems
+			}
+			if len(list) == 0 {
+				continue // -systems balancer-stream alone: nothing measures a ws: path
+			}
+			order := append(append([]*system{}, list[r%len(list):]...), list[:r%len(list)]...)
 			opts, err := pathOptions(base, p, su.dir)
 			if err != nil {
 				return nil, err
@@ -157,7 +203,7 @@ func measurePath(ctx context.Context, cfg config, opts wrkOptions, s *system, p 
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "bench: round %d/%d %-15s %-24s %s\n", r+1, cfg.rounds, s.name, p.label(),
-		lastSample(res, p.spec, s.name))
+		lastSample(res, p, s.name))
 	return nil
 }
 
@@ -188,8 +234,12 @@ func measureOne(ctx context.Context, opts wrkOptions, s *system, p pathSpec, res
 }
 
 // lastSample summarises the latest sample of a cell for progress lines.
-func lastSample(res results, path, name string) string {
-	c := res[path][name]
+func lastSample(res results, p pathSpec, name string) string {
+	c := res[p.spec][name]
 	w := c.samples[len(c.samples)-1].wrk
-	return fmt.Sprintf("%9.0f req/s  p99 %-9s errors %d", w.RPS, fmtLatency(w.Latency[99]), w.Errors())
+	unit := "req/s"
+	if p.ws {
+		unit = "msg/s"
+	}
+	return fmt.Sprintf("%9.0f %s  p99 %-9s errors %d", w.RPS, unit, fmtLatency(w.Latency[99]), w.Errors())
 }

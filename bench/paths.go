@@ -4,7 +4,9 @@ package main
 // ("/api/work?n=200") or, written post:<bytes>:<path>
 // ("post:16384:/api/health"), a path to POST a body of that many bytes to:
 // wrk gets a generated Lua script (-s) that sets the method, body and
-// Content-Type, and -load go sets them on its fasthttp request.
+// Content-Type, and -load go sets them on its fasthttp request. A ws:<path>
+// entry ("ws:/ws") is a WebSocket echo, loaded by websocket.go's generator
+// on systems of its own.
 
 import (
 	"bytes"
@@ -32,6 +34,7 @@ type pathSpec struct {
 	spec string // the entry as given; its results are kept under it
 	path string // what is requested, query included
 	body int    // bytes of the POST body; 0: GET
+	ws   bool   // a WebSocket echo (ws:<path>)
 }
 
 // parsePaths parses the -paths entries, refusing bad and repeated ones.
@@ -50,9 +53,17 @@ func parsePaths(specs []string) ([]pathSpec, error) {
 	return out, nil
 }
 
-// parsePathSpec parses one -paths entry: "/path" or "post:<bytes>:/path".
+// parsePathSpec parses one -paths entry: "/path", "post:<bytes>:/path" or
+// "ws:/path".
 func parsePathSpec(s string) (pathSpec, error) {
 	p := pathSpec{spec: s, path: s}
+	if rest, ok := strings.CutPrefix(s, wsPrefix); ok {
+		p.path, p.ws = rest, true
+		if !strings.HasPrefix(p.path, "/") {
+			return p, fmt.Errorf("-paths: %q: want ws:/path", s)
+		}
+		return p, nil
+	}
 	if rest, ok := strings.CutPrefix(s, postPrefix); ok {
 		size, path, found := strings.Cut(rest, ":")
 		n, err := strconv.Atoi(size)
@@ -67,7 +78,8 @@ func parsePathSpec(s string) (pathSpec, error) {
 	return p, nil
 }
 
-// method returns the HTTP method the path is loaded with.
+// method returns the HTTP method the path is loaded with (a WebSocket's
+// handshake is a GET).
 func (p pathSpec) method() string {
 	if p.body > 0 {
 		return "POST"
@@ -75,9 +87,12 @@ func (p pathSpec) method() string {
 	return "GET"
 }
 
-// label names the path in the report: "GET /api/health", or
-// "POST 16 KiB /api/health".
+// label names the path in the report: "GET /api/health",
+// "POST 16 KiB /api/health", or "WebSocket /ws: echo of 64 B messages".
 func (p pathSpec) label() string {
+	if p.ws {
+		return "WebSocket " + p.path + ": echo of " + fmtBytes(wsMessageBytes) + " messages"
+	}
 	if p.body > 0 {
 		return p.method() + " " + fmtBytes(p.body) + " " + p.path
 	}
@@ -123,7 +138,7 @@ func writeWrkScript(dir string, n int) (string, error) {
 // the script, written into dir, that sends it.
 func pathOptions(base wrkOptions, p pathSpec, dir string) (wrkOptions, error) {
 	o := base
-	o.Body = p.body
+	o.Body, o.WS = p.body, p.ws
 	if p.body == 0 || o.Engine == loadGo {
 		return o, nil
 	}

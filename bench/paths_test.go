@@ -16,6 +16,8 @@ func TestParsePathSpec(t *testing.T) {
 		"post:16384:/api/health":      {spec: "post:16384:/api/health", path: "/api/health", body: 16384},
 		"post:1:/a:b":                 {spec: "post:1:/a:b", path: "/a:b", body: 1},
 		"post:1073741824:/api/health": {spec: "post:1073741824:/api/health", path: "/api/health", body: 1 << 30},
+		"ws:/ws":                      {spec: "ws:/ws", path: "/ws", ws: true},
+		"ws:/echo?x=1":                {spec: "ws:/echo?x=1", path: "/echo?x=1", ws: true},
 	}
 	for in, want := range tests {
 		got, err := parsePathSpec(in)
@@ -24,7 +26,7 @@ func TestParsePathSpec(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"", "api", "post:", "post:16384", "post:16384:", "post:16384:api",
-		"post:0:/x", "post:-1:/x", "post:x:/x", "post:1073741825:/x", "POST:16:/x", "get:/x"} {
+		"post:0:/x", "post:-1:/x", "post:x:/x", "post:1073741825:/x", "POST:16:/x", "get:/x", "ws:", "ws:ws"} {
 		if got, err := parsePathSpec(bad); err == nil {
 			t.Errorf("parsePathSpec(%q) = %+v, want an error", bad, got)
 		}
@@ -51,6 +53,7 @@ func TestPathLabel(t *testing.T) {
 		"post:1000:/api/health":   "POST 1000 B /api/health",
 		"post:1048576:/api/work":  "POST 1 MiB /api/work",
 		"post:1049600:/api/sleep": "POST 1025 KiB /api/sleep",
+		"ws:/ws":                  "WebSocket /ws: echo of 64 B messages",
 	}
 	for in, want := range tests {
 		p, err := parsePathSpec(in)

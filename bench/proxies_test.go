@@ -25,7 +25,8 @@ func TestNginxConf(t *testing.T) {
 	}
 	b, _ := os.ReadFile(conf)
 	for _, want := range []string{"daemon off;", "server unix:" + dir + "/w2.sock;", "keepalive 64;",
-		"proxy_http_version 1.1;", `proxy_set_header Connection "";`, "access_log off;",
+		"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;",
+		"proxy_set_header Connection $connection_upgrade;", "default upgrade;", "''      '';", "access_log off;",
 		"client_body_buffer_size 64k;", "client_max_body_size 32m;"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("nginx.conf lacks %q", want)
@@ -50,7 +51,7 @@ func TestHAProxyConf(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, _ := os.ReadFile(conf)
-	for _, want := range []string{"nbthread 1", "http-reuse always", "option http-keep-alive",
+	for _, want := range []string{"nbthread 1", "http-reuse always", "option http-keep-alive", "timeout tunnel 1h",
 		"server w2 unix@" + dir + "/w2.sock"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("haproxy.cfg lacks %q", want)

@@ -34,7 +34,7 @@ func renderReport(in reportInput) string {
 	writeMethod(&b, in.cfg)
 	for _, p := range in.cfg.paths {
 		fmt.Fprintf(&b, "## %s\n\n", p.label())
-		writeThroughput(&b, in.cfg, in.res[p.spec])
+		writeThroughput(&b, in.cfg, in.res[p.spec], p.ws)
 	}
 	if len(in.events) > 0 {
 		writeEvents(&b, in.cfg.workers, in.events)
@@ -91,9 +91,9 @@ func writeMethod(b *strings.Builder, c config) {
 		"%s warm-up. Every proxy fronts its own %d workers (the same `bin/worker`) on unix "+
 		"sockets with keep-alive to them; direct is one such worker on loopback TCP, no proxy. nginx runs "+
 		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process, which runs %s. "+
-		"%s%sThe load generator shares the machine with everything else.\n\n",
+		"%s%s%sThe load generator shares the machine with everything else.\n\n",
 		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads, balancerDesc(c),
-		streamNote(c), postNote(c))
+		streamNote(c), postNote(c), wsNote(c))
 	b.WriteString(statsDefinition + "Proxy CPU is user + system time " +
 		"of the proxy's own processes (the balancer alone, not its workers; nginx's master and workers) from " +
 		"/proc, divided by the requests served; peak RSS is their VmHWM. vs nginx is the req/s ratio.\n\n")
@@ -133,6 +133,22 @@ func postNote(c config) string {
 		"HAProxy and balancer-stream pass it on as it arrives. "
 }
 
+// wsNote explains the WebSocket rows when a ws: path was measured; ""
+// otherwise.
+func wsNote(c config) string {
+	if !slices.ContainsFunc(c.paths, func(p pathSpec) bool { return p.ws }) {
+		return ""
+	}
+	return fmt.Sprintf("A WebSocket path opens %d WebSockets (one per connection) and echoes %s text messages "+
+		"over each in a closed loop, one message in flight per tunnel, with the bench's own generator whatever "+
+		"the load generator above; msg/s counts echoed messages, latency is per message (sent to echoed), proxy CPU "+
+		"is per message. The reference worker has no WebSocket route, so that path is measured on systems of its "+
+		"own, each proxy fronting %d WebSocket echo workers (the bench binary run as one, Go) and direct being one "+
+		"on loopback TCP; nginx passes the upgrade on with `proxy_set_header Upgrade $http_upgrade` and "+
+		"`Connection $connection_upgrade`, HAProxy does by itself. ",
+		c.connections, fmtBytes(wsMessageBytes), c.workers)
+}
+
 // loadDesc says how the load was generated.
 func loadDesc(c config) string {
 	if c.load == loadGo {
@@ -151,9 +167,14 @@ func pinNote(cpu string) string {
 	return " pinned to CPU " + cpu
 }
 
-// writeThroughput writes one path's table.
-func writeThroughput(b *strings.Builder, c config, cells map[string]*cell) {
-	b.WriteString("| system | req/s | spread | p50 | p99 | errors | proxy CPU µs/req | proxy peak RSS MiB | vs nginx |\n")
+// writeThroughput writes one path's table; a WebSocket path's counts
+// messages, not requests.
+func writeThroughput(b *strings.Builder, c config, cells map[string]*cell, ws bool) {
+	unit, per := "req/s", "req"
+	if ws {
+		unit, per = "msg/s", "msg"
+	}
+	fmt.Fprintf(b, "| system | %s | spread | p50 | p99 | errors | proxy CPU µs/%s | proxy peak RSS MiB | vs nginx |\n", unit, per)
 	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	var nginxRPS float64
 	if nc := cells[sysNginx]; nc != nil {

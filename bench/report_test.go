@@ -64,14 +64,17 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.workers != 2 || c.rounds != 3 || c.threads != 1 || len(c.systems) != 5 ||
-		pathSpecs(c.paths) != "/api/health,/api/work?n=200,post:16384:/api/health" || c.docs != "docs/PERFORMANCE.md" {
+		pathSpecs(c.paths) != "/api/health,/api/work?n=200,post:16384:/api/health,ws:/ws" || c.docs != "docs/PERFORMANCE.md" {
 		t.Errorf("defaults = %+v", c)
 	}
-	if c.estimate() > 4*time.Minute {
-		t.Errorf("default rounds take %s, want at most 4 minutes", c.estimate())
+	// 5 systems × 3 HTTP paths and 4 systems × 1 WebSocket path, each 3
+	// rounds of 5s after a 1s warm-up.
+	if got, want := c.estimate(), (5*3+4)*16*time.Second; got != want || got > 5*time.Minute+10*time.Second {
+		t.Errorf("default rounds take %s, want %s, about 5 minutes at most", got, want)
 	}
 	for _, bad := range [][]string{{"-workers", "0"}, {"-duration", "1500ms"}, {"-systems", "caddy"},
-		{"-paths", "api"}, {"-paths", "post:0:/x"}, {"-paths", "/x,/x"}, {"-connections", "0"}} {
+		{"-paths", "api"}, {"-paths", "post:0:/x"}, {"-paths", "/x,/x"}, {"-connections", "0"},
+		{"-paths", "ws:x"}, {"-load", "go", "-scale", "1,2", "-paths", "/a,ws:/ws"}} {
 		if _, err := parseFlags(bad); err == nil {
 			t.Errorf("parseFlags(%q) succeeded, want an error", bad)
 		}
@@ -143,7 +146,31 @@ func TestReportNotesOnlyWhenMeasured(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc := renderReport(reportInput{cfg: cfg, res: results{}})
-	if strings.Contains(doc, "balancer-stream") || strings.Contains(doc, "POST") {
+	if strings.Contains(doc, "balancer-stream") || strings.Contains(doc, "POST") || strings.Contains(doc, "WebSocket") {
 		t.Errorf("report explains what it did not measure:\n%s", doc)
+	}
+}
+
+// TestReportWebSocketRow checks a ws: path gets its own section, counted in
+// messages, and the Method explains how it was measured.
+func TestReportWebSocketRow(t *testing.T) {
+	cfg, err := parseFlags([]string{"-systems", "balancer,nginx,haproxy", "-paths", "/api/health,ws:/ws"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := wrkResult{RPS: 5000, Requests: 25000, Latency: map[int]time.Duration{50: time.Millisecond, 99: 2 * time.Millisecond}}
+	c := &cell{samples: []sample{{wrk: w, cpu: 250 * time.Millisecond}}, peakRSS: 8 << 20}
+	res := results{"ws:/ws": {sysBalancer: c, sysNginx: c}}
+	doc := renderReport(reportInput{cfg: cfg, res: res})
+	for _, s := range []string{"## WebSocket /ws: echo of 64 B messages",
+		"| system | msg/s | spread | p50 | p99 | errors | proxy CPU µs/msg | proxy peak RSS MiB | vs nginx |",
+		"| balancer (2 workers) | 5000 | 0.0% | 1.00 ms | 2.00 ms | 0 | 10.0 | 8.0 | 1.00× |",
+		"A WebSocket path opens 32 WebSockets", "`Connection $connection_upgrade`"} {
+		if !strings.Contains(doc, s) {
+			t.Errorf("report lacks %q:\n%s", s, doc)
+		}
+	}
+	if !strings.Contains(doc, "| system | req/s |") {
+		t.Errorf("the HTTP path's table lost its req/s:\n%s", doc)
 	}
 }

@@ -39,6 +39,9 @@ func TestScaleFlags(t *testing.T) {
 	if got, want := c.estimate(), 4*2*2*5*time.Second; got != want {
 		t.Errorf("estimate = %s, want %s (4 systems × 2 paths × 2 rounds × 5s)", got, want)
 	}
+	if c, err := parseFlags([]string{"-load", "go", "-scale", "1,2"}); err != nil || slices.ContainsFunc(c.paths, func(p pathSpec) bool { return p.ws }) {
+		t.Errorf("-scale with the default paths: %v, paths %+v; want the HTTP paths alone", err, c.paths)
+	}
 	if c, _ := parseFlags(nil); c.load != loadWrk || c.scale != nil || !slices.Contains(neededTools(c), "wrk") {
 		t.Errorf("default: load %q, scale %v, tools %v; want wrk, off, wrk needed", c.load, c.scale, neededTools(c))
 	}

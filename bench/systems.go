@@ -27,6 +27,19 @@ const (
 // allSystems is every system, in the order tables list them.
 var allSystems = []string{sysBalancer, sysBalancerStream, sysNginx, sysHAProxy, sysDirect}
 
+// wsSystemNames returns the systems a WebSocket path is measured on, of
+// names: all but balancer-stream, whose buffering settings a tunnel never
+// meets.
+func wsSystemNames(names []string) []string {
+	var out []string
+	for _, n := range names {
+		if n != sysBalancerStream {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // streamEnv turns the balancer's request and response buffering off for
 // balancer-stream, so that bodies stream both ways as they arrive.
 var streamEnv = []string{"REQUEST_BUFFERING=false", "RESPONSE_BUFFER=off"}
@@ -97,10 +110,11 @@ func (s *system) stop() {
 
 // setup is what every system's start needs.
 type setup struct {
-	cfg    config
-	tools  tools
-	dir    string // private temp dir: sockets, configs
-	logDir string
+	cfg       config
+	tools     tools
+	dir       string // private temp dir: sockets, configs
+	logDir    string
+	workerEnv []string // extra environment of the workers (and so of the balancer, which passes it on)
 }
 
 // startSystem starts the named system and waits until it answers.
@@ -168,6 +182,7 @@ func startSocketWorkers(ctx context.Context, su setup, s *system) ([]string, err
 		// every proxy fronts identical workers.
 		procs := protocol.WorkerProcs(runtime.NumCPU(), su.cfg.workers)
 		env := []string{"WORKER_SOCKET=" + sock, "WORKER_ID=" + strconv.Itoa(i), "GOMAXPROCS=" + strconv.Itoa(procs)}
+		env = append(env, su.workerEnv...)
 		p, err := startProc(fmt.Sprintf("%s-worker%d", s.name, i), su.logDir, env, su.tools.worker)
 		if err != nil {
 			return nil, err
@@ -189,7 +204,7 @@ func startDirect(ctx context.Context, su setup, s *system) error {
 		return err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	env := []string{"WORKER_ADDR=" + addr, "WORKER_ID=1"}
+	env := append([]string{"WORKER_ADDR=" + addr, "WORKER_ID=1"}, su.workerEnv...)
 	p, err := startProc("direct-worker", su.logDir, env, su.tools.worker)
 	if err != nil {
 		return err
@@ -219,6 +234,7 @@ func startBalancer(ctx context.Context, su setup, s *system) error {
 		"LOG_LEVEL=warn",
 		"TMPDIR=" + su.dir, // its socket directory lands in ours
 	}
+	env = append(env, su.workerEnv...)
 	env = append(append(env, su.cfg.balancerEnv...), variantEnv(s.name)...)
 	p, err := startProc(s.name, su.logDir, env, su.tools.balancer)
 	if err != nil {

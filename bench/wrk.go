@@ -35,6 +35,7 @@ type wrkOptions struct {
 	CPU         string // taskset CPU list to pin wrk to; empty: not pinned
 	Body        int    // bytes of the POST body of every request; 0: GET
 	Script      string // wrk only: the Lua script (-s) that sends Body; empty: none
+	WS          bool   // a WebSocket echo over Connections tunnels (runWSLoad), whatever Engine says
 }
 
 // wrkArgs returns the command line that runs wrk against url.
