@@ -63,12 +63,14 @@ func run() error {
 		return err
 	}
 	defer func() { cancel(); d.close() }() // stop a migration retry before closing the pool
+	ws := &workerkit.WebSockets{}
 	h := api.New(api.Options{ID: cfg.ID, PID: os.Getpid(), DB: d.db, Redis: d.redis,
-		SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, Logger: log.Named("api")})
+		SessionTTL: cfg.SessionTTL, CookieSecure: cfg.CookieSecure, Logger: log.Named("api"), WebSockets: ws})
 	return workerkit.Serve(ctx, workerkit.Options{
-		Handler:  h.Serve,
-		Internal: h.ServeInternal,
-		Addr:     cfg.Addr,
-		Logger:   log,
+		Handler:    h.Serve,
+		Internal:   h.ServeInternal,
+		Addr:       cfg.Addr,
+		Logger:     log,
+		WebSockets: ws,
 	})
 }

@@ -33,6 +33,9 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests may run after
 	// SIGTERM. If zero, 30s.
 	ShutdownTimeout time.Duration
+	// WebSockets, when set, are sent a close frame with 1001 "going away"
+	// as the worker stops, before in-flight requests are waited for.
+	WebSockets *WebSockets
 	// Internal serves the report socket's paths other than the memory
 	// report, such as protocol.DBSharePath: requests only the balancer can
 	// send. It runs concurrently with Handler. If nil, those paths get 404.
@@ -79,6 +82,9 @@ func Serve(ctx context.Context, o Options) error {
 
 func shutdown(srv, report *fasthttp.Server, o Options) error {
 	o.Logger.Info("shutting down", "timeout", o.ShutdownTimeout.String())
+	if o.WebSockets != nil {
+		o.WebSockets.CloseAll()
+	}
 	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
 	defer cancel()
 	if report != nil {

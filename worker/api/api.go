@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/procbal/procbal/shared/workerkit"
 	"github.com/procbal/procbal/worker/store"
 )
 
@@ -49,6 +50,9 @@ type Options struct {
 	CookieSecure bool
 	// Logger receives server errors (5xx other than 503). If nil, none.
 	Logger hclog.Logger
+	// WebSockets tracks /api/ws connections, closed with 1001 when the
+	// worker stops. If nil, they are not tracked.
+	WebSockets *workerkit.WebSockets
 }
 
 // Handler serves the reference worker's routes. Safe for concurrent use.
@@ -64,6 +68,7 @@ type Handler struct {
 	ttl      time.Duration
 	secure   bool
 	log      hclog.Logger
+	ws       *workerkit.WebSockets
 
 	health []byte // /api/health body while no dependency is configured
 }
@@ -71,7 +76,10 @@ type Handler struct {
 // New returns a Handler.
 func New(o Options) *Handler {
 	h := &Handler{ID: o.ID, PID: o.PID, db: o.DB, redis: o.Redis, ttl: o.SessionTTL,
-		secure: o.CookieSecure, log: o.Logger}
+		secure: o.CookieSecure, log: o.Logger, ws: o.WebSockets}
+	if h.ws == nil {
+		h.ws = &workerkit.WebSockets{}
+	}
 	if h.ttl <= 0 {
 		h.ttl = DefaultSessionTTL
 	}
@@ -110,6 +118,10 @@ func (h *Handler) Serve(ctx *fasthttp.RequestCtx) {
 		h.serveSessions(ctx)
 	case "/api/sessions/me":
 		h.serveSessionMe(ctx)
+	case "/api/ws":
+		h.serveWebSocket(ctx)
+	case "/api/events":
+		h.serveEvents(ctx)
 	default:
 		if id, ok := bytes.CutPrefix(ctx.Path(), []byte("/api/items/")); ok {
 			h.serveItem(ctx, string(id))
