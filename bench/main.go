@@ -44,7 +44,7 @@ import (
 // answer, one that costs the worker CPU, a minimal answer to a 16 KiB
 // upload, which request buffering reads whole before picking a worker, and
 // a WebSocket echo.
-const defaultPaths = "/api/health,/api/work?n=200,post:16384:/api/health,ws:/ws"
+const defaultPaths = "/api/health,/api/work?n=200,/api/items/{id},post:16384:/api/health,ws:/ws"
 
 // config is the run's settings, from flags.
 type config struct {

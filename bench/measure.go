@@ -46,6 +46,11 @@ func bench(ctx context.Context, cfg config) error {
 	if err := os.Mkdir(su.logDir, 0o700); err != nil {
 		return err
 	}
+	stopDB, err := startDatabase(ctx, &su)
+	defer stopDB()
+	if err != nil {
+		return err
+	}
 	start := startAll
 	if len(cfg.scale) > 0 {
 		start = startScale
@@ -54,6 +59,11 @@ func bench(ctx context.Context, cfg config) error {
 	defer stopAll(systems)
 	if err != nil {
 		return err
+	}
+	if len(systems) > 0 {
+		if err := seedItem(&su, systems[0].baseURL); err != nil {
+			return err
+		}
 	}
 	wsSystems, err := startWSSystems(ctx, su)
 	defer stopAll(wsSystems)
