@@ -3,7 +3,9 @@ package pool
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +35,12 @@ type CheckOptions struct {
 	StartProbe time.Duration
 	// MemoryInterval is the time between memory samples (MEMORY_REPORT_INTERVAL).
 	MemoryInterval time.Duration
+	// RemoteStartTimeout, when positive, bounds how long a remote upstream
+	// that has never been healthy stays Starting (WORKER_START_TIMEOUT):
+	// then it is Unhealthy, probed every Interval, with one warning naming
+	// it and its last probe's error. Local workers are bounded by the
+	// supervisor, which kills them.
+	RemoteStartTimeout time.Duration
 }
 
 // Hooks are told of the checker's findings. Each may be nil. They run on
@@ -167,6 +175,7 @@ func (c *Checker) check(pr *probe) bool {
 	req.Header.SetHost(hostOf(pr.u.Address))
 	err := pr.hc.DoTimeout(req, resp, c.opts.Timeout)
 	ok := err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 300
+	pr.u.setCheck(time.Now(), c.probeError(ok, resp.StatusCode(), err))
 	if !ok && c.log.IsDebug() {
 		c.log.Debug("health probe failed", "upstream", pr.u.Address, "status", resp.StatusCode(), "error", err)
 	}
@@ -196,6 +205,9 @@ func (c *Checker) apply(pr *probe, ok bool) {
 			pr.nextMemory = time.Time{} // sample the running worker now
 			c.call(c.hooks.Ready, u)
 		}
+		if !ok {
+			c.startTimedOut(pr)
+		}
 	case Healthy, Recycling:
 		c.markUnhealthy(pr, s)
 	case Unhealthy:
@@ -205,6 +217,36 @@ func (c *Checker) apply(pr *probe, ok bool) {
 	case Ejected:
 		c.readmit(pr)
 	}
+}
+
+// probeError words a probe's failure for /admin/workers' last_check_error;
+// "" when it passed.
+func (c *Checker) probeError(ok bool, status int, err error) string {
+	switch {
+	case ok:
+		return ""
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "no answer within HEALTH_TIMEOUT (" + c.opts.Timeout.String() + ")"
+	case err != nil:
+		return err.Error()
+	}
+	return "status " + strconv.Itoa(status) + " from " + c.opts.Path
+}
+
+// startTimedOut makes a remote upstream that has not been healthy within
+// RemoteStartTimeout of its addition Unhealthy, with one warning: it is no
+// longer expected to come up soon, so it is probed every Interval and
+// joins rotation after HealthyThreshold good probes, as an unhealthy
+// upstream does.
+func (c *Checker) startTimedOut(pr *probe) {
+	u := pr.u
+	t := c.opts.RemoteStartTimeout
+	if u.Kind != Remote || t <= 0 || time.Since(u.StartedAt) < t || !u.Transition(Starting, Unhealthy) {
+		return
+	}
+	_, why := u.LastCheck()
+	c.log.Warn("remote upstream not healthy within the start timeout, marked unhealthy", "upstream", u.Address,
+		"id", u.ID, "timeout", t, "failed_probes", pr.fails, "last_error", why)
 }
 
 func (c *Checker) markUnhealthy(pr *probe, from State) {

@@ -82,8 +82,10 @@ type Upstream struct {
 	statusClass  [6]atomic.Uint64
 	memory       atomic.Pointer[protocol.MemoryReport]
 	overLimit    atomic.Bool
-	requestLimit atomic.Uint64    // 0: off
-	limitSignal  chan<- *Upstream // set before the upstream is published
+	requestLimit atomic.Uint64          // 0: off
+	lastCheckAt  atomic.Int64           // unix nanoseconds of the last probe's end; 0 before the first
+	lastCheckErr atomic.Pointer[string] // why the last probe failed; nil when it passed
+	limitSignal  chan<- *Upstream       // set before the upstream is published
 }
 
 // NewUpstream returns an upstream in state Starting for address, which is
@@ -221,6 +223,30 @@ func (u *Upstream) signalLimit() {
 	case u.limitSignal <- u:
 	default:
 	}
+}
+
+// LastCheck returns when the last active health probe ended (zero before
+// the first) and why it failed ("" when it passed).
+func (u *Upstream) LastCheck() (at time.Time, errText string) {
+	n := u.lastCheckAt.Load()
+	if n == 0 {
+		return time.Time{}, ""
+	}
+	if p := u.lastCheckErr.Load(); p != nil {
+		errText = *p
+	}
+	return time.Unix(0, n), errText
+}
+
+// setCheck records a probe's end and outcome; the checker calls it, off
+// the request path.
+func (u *Upstream) setCheck(at time.Time, errText string) {
+	if errText == "" {
+		u.lastCheckErr.Store(nil)
+	} else if p := u.lastCheckErr.Load(); p == nil || *p != errText {
+		u.lastCheckErr.Store(&errText)
+	}
+	u.lastCheckAt.Store(at.UnixNano())
 }
 
 // Memory returns the latest memory report, or nil before the first.
