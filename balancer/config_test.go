@@ -2,6 +2,7 @@ package main
 
 import (
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +25,31 @@ func TestProxyLoopsDefault(t *testing.T) {
 		c := Config{ProxyLoops: tc.loops, MaxWorkers: tc.workers, ClusterMode: tc.cluster}
 		if got := c.loops(); got != tc.want {
 			t.Errorf("%s: loops() = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// With a database the workers inherit, DB_MAX_CONNS must cover a
+// connection per local worker and one for a replacement; without one
+// (unset, or denied to the workers) any DB_MAX_CONNS goes.
+func TestDBMaxConnsCoversWorkers(t *testing.T) {
+	eight := 8
+	for _, tc := range []struct {
+		name  string
+		url   string
+		deny  []string
+		conns int
+		ok    bool
+	}{
+		{"enough", "postgres://db", nil, 9, true},
+		{"one short", "postgres://db", nil, 8, false},
+		{"no database", "", nil, 1, true},
+		{"database denied to workers", "postgres://db", []string{"DATABASE_URL"}, 1, true},
+	} {
+		c := Config{ClusterMode: true, MaxWorkers: &eight, DBMaxConns: tc.conns, DatabaseURL: tc.url, WorkerEnvDeny: tc.deny}
+		err := c.checkDBBudget()
+		if (err == nil) != tc.ok || err != nil && !strings.HasPrefix(err.Error(), "DB_MAX_CONNS: ") {
+			t.Errorf("%s: %v, want ok %v (an error naming DB_MAX_CONNS)", tc.name, err, tc.ok)
 		}
 	}
 }

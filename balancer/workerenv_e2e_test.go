@@ -17,7 +17,7 @@ func TestWorkerEnvWithoutSecrets(t *testing.T) {
 	// The worker writes its environment, then runs as the reference worker.
 	cmd := script(t, fmt.Sprintf(`env > '%[1]s.tmp' && mv '%[1]s.tmp' '%[1]s' && exec '%[2]s'`, record, bins.worker))
 	b := launch(t, "WORKER_CMD="+cmd, "MAX_WORKERS=1", "ADMIN_TOKEN=secret", "STICKY_SECRET=x",
-		"WORKER_ENV_DENY=FOO_SECRET", "FOO_SECRET=y", "KEEP_ME=1")
+		"WORKER_ENV_DENY=FOO_SECRET", "FOO_SECRET=y", "KEEP_ME=1", "DB_POOL_MAX=99")
 	waitFor(t, 15*time.Second, "a healthy worker", func() bool { return b.tokenGet("/admin/health", "secret") == 200 })
 	if code := b.tokenGet("/admin/health", ""); code != 401 {
 		t.Fatalf("admin without the token: %d, want 401 (the balancer keeps ADMIN_TOKEN)", code)
@@ -28,7 +28,9 @@ func TestWorkerEnvWithoutSecrets(t *testing.T) {
 			t.Errorf("worker inherited %s=%s", name, v)
 		}
 	}
-	for name, want := range map[string]string{"KEEP_ME": "1", "WORKER_ID": "1", "HEALTH_PATH": "/healthz"} {
+	// DB_POOL_MAX is its share of DB_MAX_CONNS (20 / (1+1)), not the one
+	// it would inherit.
+	for name, want := range map[string]string{"KEEP_ME": "1", "WORKER_ID": "1", "HEALTH_PATH": "/healthz", "DB_POOL_MAX": "10"} {
 		if env[name] != want {
 			t.Errorf("worker has %s=%q, want %q", name, env[name], want)
 		}

@@ -83,8 +83,8 @@ func jsonBody(t *testing.T, what string, code int, body []byte) map[string]any {
 }
 
 // Each error of a scale maps to its status, with a JSON error that says
-// why: 409 while another operation runs, 503 in shutdown, 504 when the
-// wait ran out, 500 for anything else.
+// why: 422 beyond what DB_MAX_CONNS can share, 409 while another operation
+// runs, 503 in shutdown, 504 when the wait ran out, 500 for anything else.
 func TestScaleAnswers(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -93,6 +93,7 @@ func TestScaleAnswers(t *testing.T) {
 	}{
 		{nil, 200}, {supervisor.ErrBusy, 409}, {supervisor.ErrStopping, 503},
 		{context.DeadlineExceeded, 504}, {errors.New("boom"), 500},
+		{fmt.Errorf("%w for 3 local workers: ...", supervisor.ErrDBBudget), 422},
 	} {
 		sup := &fakeSupervisor{active: 2, err: tc.err}
 		w := req{method: "POST", path: "/admin/scale", host: "localhost", body: `{"workers": 3}`}.do(fakeAPI(sup, false))

@@ -107,15 +107,18 @@ func (a *api) reload(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"reloaded": a.Supervisor.Active()})
 }
 
-// fail maps an error to its status: the API's own, 409 for a running
-// operation, 503 during shutdown, 504 when waiting ran out, and 500 for a
-// reload whose replacement never got healthy (the old workers serve on).
+// fail maps an error to its status: the API's own, 422 for a scale beyond
+// what DB_MAX_CONNS can share, 409 for a running operation, 503 during
+// shutdown, 504 when waiting ran out, and 500 for a reload whose
+// replacement never got healthy (the old workers serve on).
 func (a *api) fail(w http.ResponseWriter, err error) {
 	var ae *apiError
 	status := http.StatusInternalServerError
 	switch {
 	case errors.As(err, &ae):
 		status = ae.status
+	case errors.Is(err, supervisor.ErrDBBudget):
+		status = http.StatusUnprocessableEntity
 	case errors.Is(err, supervisor.ErrBusy):
 		status = http.StatusConflict
 	case errors.Is(err, supervisor.ErrStopping):

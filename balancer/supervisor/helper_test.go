@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -9,11 +10,16 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
+	"github.com/valyala/fasthttp"
+
 	"github.com/procbal/procbal/shared/protocol"
+	"github.com/procbal/procbal/shared/workerkit"
 )
 
 // helperEnv marks a process started from this test binary as a worker
@@ -43,7 +49,10 @@ func TestMain(m *testing.M) {
 // "never-healthy" listens but answers 500; "hang" accepts connections and
 // never answers; "ignore-sigterm" serves and ignores SIGTERM, so only
 // SIGKILL ends it; "grow" serves and allocates memory, up to 400 MB of
-// RSS, until it is recycled.
+// RSS, until it is recycled; "dbshare" is a worker-kit worker that serves
+// POST /internal/db-share on its report socket and records the database
+// shares it holds (see serveDBShare); "dbshare-busy" does the same but
+// answers its first lowering 503.
 func helperMain(args []string) int {
 	mode := args[0]
 	if file, ok := strings.CutPrefix(mode, "@"); ok {
@@ -64,6 +73,13 @@ func helperMain(args []string) int {
 	if mode == "slow" {
 		time.Sleep(time.Second)
 		mode = "serve"
+	}
+	if mode == "dbshare" || mode == "dbshare-busy" {
+		file := ""
+		if len(args) > 1 {
+			file = args[1] + ".db"
+		}
+		return serveDBShare(file, mode == "dbshare-busy")
 	}
 	ln, err := net.Listen("unix", os.Getenv(protocol.EnvSocket))
 	if err != nil {
@@ -148,4 +164,78 @@ func grow(limit uint64) {
 		hoard = append(hoard, b)
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// serveDBShare runs a worker on the worker kit, as the reference worker
+// does, whose Internal handler takes POST protocol.DBSharePath as the
+// contract says, with no database behind it: its share is what it holds.
+// It appends to file "<event> <pid> <share> <unix nanoseconds>" lines:
+// "start" with DB_POOL_MAX, "share" for each share it takes (before it
+// answers, so a lowered share is recorded before the balancer learns of
+// it, a raised one as soon as it arrives), "busy" for a 503, and "exit"
+// once it has stopped serving. With busy it answers its first lowering 503
+// after 200ms and keeps its share, as a worker whose busy connections
+// outlast protocol.DBShareWait does.
+func serveDBShare(file string, busy bool) int {
+	pid := os.Getpid()
+	share, err := strconv.Atoi(os.Getenv(protocol.EnvDBPoolMax))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "DB_POOL_MAX:", err)
+		return 2
+	}
+	recordShare(file, "start", pid, share)
+	id := os.Getenv(protocol.EnvID)
+	var mu sync.Mutex
+	refused := false
+	answer := func(ctx *fasthttp.RequestCtx, code int, st protocol.DBShareStatus) {
+		ctx.SetStatusCode(code)
+		ctx.SetContentType("application/json")
+		_ = json.NewEncoder(ctx).Encode(st)
+	}
+	err = workerkit.Serve(context.Background(), workerkit.Options{
+		Handler:         func(ctx *fasthttp.RequestCtx) { fmt.Fprintf(ctx, "%s %d\n", id, pid) },
+		Logger:          hclog.New(&hclog.LoggerOptions{Output: os.Stderr, JSONFormat: true, Level: hclog.Warn}),
+		ShutdownTimeout: 5 * time.Second,
+		Internal: func(ctx *fasthttp.RequestCtx) {
+			var req protocol.DBShare
+			switch {
+			case string(ctx.Path()) != protocol.DBSharePath:
+				answer(ctx, fasthttp.StatusNotFound, protocol.DBShareStatus{Error: "no such route"})
+				return
+			case json.Unmarshal(ctx.PostBody(), &req) != nil || req.Max < 1:
+				answer(ctx, fasthttp.StatusBadRequest, protocol.DBShareStatus{Error: "bad body"})
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if busy && req.Max < share && !refused {
+				refused = true
+				time.Sleep(200 * time.Millisecond)
+				recordShare(file, "busy", pid, req.Max)
+				answer(ctx, fasthttp.StatusServiceUnavailable, protocol.DBShareStatus{Max: req.Max, Open: share, Error: "busy"})
+				return
+			}
+			share = req.Max
+			recordShare(file, "share", pid, share)
+			answer(ctx, fasthttp.StatusOK, protocol.DBShareStatus{Max: share, Open: 0})
+		},
+	})
+	recordShare(file, "exit", pid, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+func recordShare(file, event string, pid, share int) {
+	if file == "" {
+		return
+	}
+	f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return
+	}
+	fmt.Fprintf(f, "%s %d %d %d\n", event, pid, share, time.Now().UnixNano())
+	f.Close()
 }

@@ -27,9 +27,15 @@ func (s *Supervisor) Active() int {
 // Scale sets the target to n local workers. It returns once every worker
 // kept or added is healthy, or the extra ones are out of rotation (their
 // requests still finish, up to DrainTimeout, before they stop). When ctx
-// ends first the target stays and the workers still converge on it.
+// ends first the target stays and the workers still converge on it. With
+// DBShares, n+1 above DBMaxConns is refused with ErrDBBudget: every worker
+// needs a connection, and a replacement one more.
 func (s *Supervisor) Scale(ctx context.Context, n int) error {
-	return s.do(ctx, opRequest{kind: opScale, n: max(n, 0)})
+	n = max(n, 0)
+	if err := s.checkBudget(n); err != nil {
+		return err
+	}
+	return s.do(ctx, opRequest{kind: opScale, n: n})
 }
 
 // Reload bumps the target generation: every worker is replaced, one at a

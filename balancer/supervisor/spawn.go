@@ -23,7 +23,9 @@ import (
 func (s *Supervisor) spawn(sl *slot) (*proc, error) {
 	s.spawned++
 	base := filepath.Join(s.cfg.SocketDir, fmt.Sprintf("w%d-%d", sl.id, s.spawned))
-	p := &proc{slot: sl, gen: s.target.gen, socket: base + ".sock", report: base + ".rpt", maxRequests: s.requestLimit()}
+	share := s.share()
+	p := &proc{slot: sl, gen: s.target.gen, socket: base + ".sock", report: base + ".rpt", maxRequests: s.requestLimit(),
+		db: dbShare{held: share, set: share}}
 	cmd := exec.Command(s.cfg.Command, s.cfg.Args...)
 	cmd.Env = s.workerEnv(sl.id, p)
 	cmd.SysProcAttr = &syscall.SysProcAttr{
@@ -92,7 +94,8 @@ func (s *Supervisor) track(p *proc) {
 var secretEnv = []string{"ADMIN_TOKEN", "STICKY_SECRET"}
 
 // workerEnv is the balancer's environment, less its secrets and the
-// variables EnvDeny names, plus the worker contract.
+// variables EnvDeny names, plus the worker contract. Later entries win
+// over inherited ones of the same name (exec.Cmd keeps the last).
 func (s *Supervisor) workerEnv(id int, p *proc) []string {
 	env := append(s.inheritedEnv(),
 		protocol.EnvSocket+"="+p.socket,
@@ -107,6 +110,10 @@ func (s *Supervisor) workerEnv(id int, p *proc) []string {
 	}
 	if s.cfg.MemoryLimitMB > 0 {
 		env = append(env, "GOMEMLIMIT="+strconv.Itoa(s.cfg.MemoryLimitMB)+"MiB")
+	}
+	if s.cfg.DBMaxConns > 0 {
+		// Its share of DB_MAX_CONNS; it overrides an inherited one.
+		env = append(env, protocol.EnvDBPoolMax+"="+strconv.Itoa(p.db.set))
 	}
 	return env
 }

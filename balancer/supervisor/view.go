@@ -64,6 +64,9 @@ func (s *Supervisor) publish() {
 	}
 	s.pool.Publish(ups)
 	s.view.Store(&views)
+	if s.cfg.DBShares {
+		s.dbPeak.Store(max(s.dbPeak.Load(), int64(s.dbHeld())))
+	}
 	s.checkStartFailed()
 }
 

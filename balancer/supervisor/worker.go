@@ -65,6 +65,7 @@ type proc struct {
 	maxRequests uint64
 	// stdout and stderr hold the last line the process wrote to each.
 	stdout, stderr lastLine
+	db             dbShare // its share of DB_MAX_CONNS (dbshare.go)
 }
 
 // lastOutput returns the last line the process wrote to stderr, where
