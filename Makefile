@@ -34,7 +34,8 @@ test: build test-deps
 # end-to-end tests run gunicorn (python3-gunicorn) as a real upstream and node
 # (nodejs) for the example worker of docs/WORKERS.md and for socket.io (which
 # npm installs from balancer/testdata/socketio/package-lock.json), and the data tests start
-# a throwaway PostgreSQL and Redis (postgresql, redis-server: worker/store/storetest);
+# a throwaway PostgreSQL and Redis (postgresql, redis-server: worker/store/storetest),
+# and the dashboard's test drives headless Chromium (chromium, with chromedp);
 # what is missing is installed from Debian, with one apt-get update, when we are root.
 test-deps:
 	@missing=""; \
@@ -46,6 +47,7 @@ test-deps:
 	command -v npm >/dev/null || missing="$$missing npm"; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	[ -z "$$missing" ] || { \
 	  [ "$$(id -u)" = 0 ] || { echo "install$$missing (or run as root)"; exit 1; }; \
 	  echo "installing$$missing"; \

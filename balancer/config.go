@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,7 +51,10 @@ type Config struct {
 	MaxRequests     int           `env:"MAX_REQUESTS" envDefault:"0"`
 	Upstreams       []string      `env:"UPSTREAMS"`
 	DNSRefresh      time.Duration `env:"DNS_REFRESH" envDefault:"10s"`
+	DNSServer       []string      `env:"DNS_SERVER" envSeparator:","` // remotes.go: replaces resolv.conf's nameservers
+	UpstreamsFile   string        `env:"UPSTREAMS_FILE"`
 	DBMaxConns      int           `env:"DB_MAX_CONNS" envDefault:"20"`
+	DatabaseURL     string        `env:"DATABASE_URL"` // the workers' (inherited); only whether it is set matters here
 	SocketDir       string        `env:"SOCKET_DIR"`
 	MaxHeaderBytes  ByteSize      `env:"MAX_HEADER_BYTES" envDefault:"64KiB"`
 	MaxBodyBytes    ByteSize      `env:"MAX_BODY_BYTES" envDefault:"32MiB"`
@@ -72,6 +77,12 @@ type Config struct {
 	LogMaxSizeMB    int           `env:"LOG_MAX_SIZE_MB" envDefault:"100"`
 	LogMaxFiles     int           `env:"LOG_MAX_FILES" envDefault:"5"`
 	LogMaxAgeDays   int           `env:"LOG_MAX_AGE_DAYS" envDefault:"0"`
+	AccessLog       string        `env:"ACCESS_LOG"` // off, text or json; unset: json with LOG_FORMAT=json, else text
+	AccessLogFile   string        `env:"ACCESS_LOG_FILE"`
+
+	// accessOut is where the access log goes (accessLogOutput); main sets
+	// it. Nil with ACCESS_LOG=off.
+	accessOut io.Writer
 }
 
 // maxLoops bounds PROXY_LOOPS, beyond any machine's cores.
@@ -177,7 +188,7 @@ func (c *Config) scaleLimit() int {
 }
 
 func (c *Config) check() error {
-	for _, chk := range []func() error{c.checkWorkers, c.checkDurations, c.checkCounts, c.checkAddrs, c.checkMisc, c.checkEnvDeny} {
+	for _, chk := range []func() error{c.checkWorkers, c.checkDurations, c.checkCounts, c.checkDBBudget, c.checkAddrs, c.checkMisc, c.checkEnvDeny, c.checkAccessLog} {
 		if err := chk(); err != nil {
 			return err
 		}
@@ -192,8 +203,8 @@ func (c *Config) checkWorkers() error {
 	if n := c.MaxWorkers; n != nil && (*n < 0 || *n > c.WorkerLimit) {
 		return fmt.Errorf("MAX_WORKERS: must be in [0, WORKER_LIMIT=%d], got %d", c.WorkerLimit, *n)
 	}
-	if c.Workers() == 0 && len(c.Upstreams) == 0 {
-		return errors.New("MAX_WORKERS: 0 needs UPSTREAMS, or nothing would serve")
+	if c.Workers() == 0 && !c.remotes() {
+		return errors.New("MAX_WORKERS: 0 needs UPSTREAMS (or UPSTREAMS_FILE), or nothing would serve")
 	}
 	if _, err := pool.NewSelector(c.Strategy); err != nil {
 		return fmt.Errorf("BALANCE_STRATEGY: %w", err)
@@ -262,6 +273,24 @@ func (c *Config) checkCounts() error {
 	return nil
 }
 
+// dbShares reports whether the workers have a database: DATABASE_URL is
+// set and they inherit it. Then the balancer keeps the sum of their
+// connection shares within DB_MAX_CONNS at run time.
+func (c *Config) dbShares() bool {
+	return c.DatabaseURL != "" && !slices.Contains(c.WorkerEnvDeny, "DATABASE_URL")
+}
+
+// checkDBBudget: with a database, DB_MAX_CONNS must give every local
+// worker a connection and keep one for the replacement a rolling reload
+// or a recycle starts.
+func (c *Config) checkDBBudget() error {
+	if n := c.Workers(); c.dbShares() && c.DBMaxConns < n+1 {
+		return fmt.Errorf("DB_MAX_CONNS: must be at least %d with DATABASE_URL set (a connection for each of the %d local workers, MAX_WORKERS, and one for a replacement), got %d",
+			n+1, n, c.DBMaxConns)
+	}
+	return nil
+}
+
 func (c *Config) checkAddrs() error {
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
 		return fmt.Errorf("LISTEN_ADDR: %w", err)
@@ -273,29 +302,7 @@ func (c *Config) checkAddrs() error {
 	if c.AdminToken == "" && !isLoopback(host) {
 		return fmt.Errorf("ADMIN_TOKEN: required when ADMIN_ADDR (%s) is not a loopback address", c.AdminAddr)
 	}
-	for _, u := range c.Upstreams {
-		if err := checkUpstream(u); err != nil {
-			return fmt.Errorf("UPSTREAMS: %w", err)
-		}
-	}
-	return nil
-}
-
-func checkUpstream(u string) error {
-	if p, ok := strings.CutPrefix(u, "unix:"); ok {
-		if !filepath.IsAbs(p) {
-			return fmt.Errorf("%q: a unix socket path must be absolute", u)
-		}
-		return nil
-	}
-	host, port, err := net.SplitHostPort(u)
-	if err != nil || host == "" {
-		return fmt.Errorf("%q: want host:port or unix:/path", u)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fmt.Errorf("%q: bad port", u)
-	}
-	return nil
+	return c.checkRemotes() // remote.go
 }
 
 func isLoopback(host string) bool {

@@ -22,9 +22,9 @@ var version = "dev"
 // HEALTHCHECK --timeout.
 const healthcheckTimeout = 3 * time.Second
 
-// subcommand runs `balancer healthcheck` or `balancer version` and
-// reports whether args named one of them; the balancer itself takes no
-// arguments.
+// subcommand runs `balancer healthcheck`, `balancer ctl` (ctl.go) or
+// `balancer version` and reports whether args named one of them; the
+// balancer itself takes no arguments.
 func subcommand(args []string) (code int, ok bool) {
 	if len(args) == 0 {
 		return 0, false
@@ -32,6 +32,8 @@ func subcommand(args []string) (code int, ok bool) {
 	switch args[0] {
 	case "healthcheck":
 		return healthcheck(os.Stderr), true
+	case "ctl":
+		return ctl(args[1:], os.Stdout, os.Stderr), true
 	case "version":
 		fmt.Println(version)
 		return 0, true

@@ -32,27 +32,41 @@ func logOutput(cfg *Config) (io.Writer, *logging.File, error) {
 	return io.MultiWriter(os.Stderr, f), f, nil
 }
 
-// rotateOnSIGUSR1 rotates LOG_FILE on every SIGUSR1, for logrotate: after
-// it has moved the file away, the signal opens a new one at LOG_FILE; with
-// the file in place, it is rotated as a size rotation would. The signal
-// has its own channel rather than serve's, so it works before the first
-// worker is ready and during shutdown too, and is never taken for a stop.
-// Without LOG_FILE it is logged and ignored: SIGUSR1's default action
-// would kill the balancer.
-func rotateOnSIGUSR1(f *logging.File, path string, log hclog.Logger) {
+// rotatable is a log file that SIGUSR1 rotates: f (nil when its setting
+// is unset), its path, and the setting that names it.
+type rotatable struct {
+	f       *logging.File
+	path    string
+	setting string
+}
+
+// rotateOnSIGUSR1 rotates LOG_FILE and ACCESS_LOG_FILE on every SIGUSR1,
+// for logrotate: after it has moved a file away, the signal opens a new
+// one at its path; with the file in place, it is rotated as a size
+// rotation would. The signal has its own channel rather than serve's, so
+// it works before the first worker is ready and during shutdown too, and
+// is never taken for a stop. Without either file it is logged and
+// ignored: SIGUSR1's default action would kill the balancer.
+func rotateOnSIGUSR1(log hclog.Logger, files ...rotatable) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGUSR1)
 	go func() {
 		for range sigs {
-			if f == nil {
-				log.Info("SIGUSR1 received, no LOG_FILE to rotate")
-				continue
+			rotated := 0
+			for _, rf := range files {
+				if rf.f == nil {
+					continue
+				}
+				rotated++
+				if err := rf.f.Rotate(); err != nil {
+					log.Error("rotating a log file failed", "setting", rf.setting, "path", rf.path, "error", err)
+					continue
+				}
+				log.Info("log file rotated", "setting", rf.setting, "path", rf.path)
 			}
-			if err := f.Rotate(); err != nil {
-				log.Error("rotating the log file failed", "path", path, "error", err)
-				continue
+			if rotated == 0 {
+				log.Info("SIGUSR1 received, no LOG_FILE to rotate (nor ACCESS_LOG_FILE)")
 			}
-			log.Info("log file rotated", "path", path)
 		}
 	}()
 }

@@ -44,7 +44,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "balancer: bad setting:", err)
 		os.Exit(2)
 	}
-	rotateOnSIGUSR1(logFile, cfg.LogFile, log)
+	accessOut, accessFile, err := accessLogOutput(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "balancer: bad setting: ACCESS_LOG_FILE:", err)
+		os.Exit(2)
+	}
+	defer accessFile.Close()
+	cfg.accessOut = accessOut
+	rotateOnSIGUSR1(log, rotatable{logFile, cfg.LogFile, "LOG_FILE"}, rotatable{accessFile, cfg.AccessLogFile, "ACCESS_LOG_FILE"})
 	if err := run(cfg, log); err != nil {
 		log.Error("balancer failed", "error", err)
 		os.Exit(1) //nolint:gocritic // the log file is flushed on every write
@@ -59,6 +66,7 @@ type app struct {
 	sup    *supervisor.Supervisor
 	server *proxy.Engine
 	admin  *http.Server
+	stats  *admin.Stats // the dashboard's samples (sampled from serve to shutdown)
 }
 
 func run(cfg *Config, log hclog.Logger) error {
@@ -91,7 +99,8 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 	p.SetStickySecret(stickySecret(cfg, log))
 	sup := supervisor.New(supervisorConfig(cfg, dir), p, checkOptions(cfg), log.Named("supervisor"))
 	metrics := admin.NewMetrics(p, sup)
-	a := &app{cfg: cfg, log: log, pool: p, sup: sup}
+	metrics.Stats = admin.NewStats(p, sup, admin.StatsOptions{})
+	a := &app{cfg: cfg, log: log, pool: p, sup: sup, stats: metrics.Stats}
 	a.server = newEngine(cfg, p, metrics, log.Named("proxy"), dir)
 	metrics.ClientConns = a.server.Open
 	a.admin = &http.Server{
@@ -103,9 +112,10 @@ func build(cfg *Config, log hclog.Logger) (*app, error) {
 			Supervisor:  sup,
 			Log:         log.Named("admin"),
 			WorkerLimit: cfg.scaleLimit(),
-			AllowZero:   len(cfg.Upstreams) > 0,
+			AllowZero:   cfg.remotes(),
 			OpTimeout:   cfg.WorkerStartTime + 5*time.Second,
 			Metrics:     metrics.Handler(),
+			Stats:       metrics.Stats,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          log.Named("admin").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
@@ -153,11 +163,15 @@ func supervisorConfig(cfg *Config, dir string) supervisor.Config {
 
 		Upstreams:         cfg.Upstreams,
 		DNSRefresh:        cfg.DNSRefresh,
+		DNSServers:        cfg.DNSServer,
+		UpstreamsFile:     cfg.UpstreamsFile,
 		MemoryLog:         cfg.MemoryMonitor,
 		MemoryThresholdMB: cfg.MemoryThreshold,
 		MaxMemoryMB:       cfg.MaxMemoryMB,
 		MaxRequests:       cfg.MaxRequests,
 		EnvDeny:           cfg.WorkerEnvDeny,
+		DBMaxConns:        cfg.DBMaxConns,
+		DBShares:          cfg.dbShares(),
 	}
 }
 
@@ -169,6 +183,7 @@ func checkOptions(cfg *Config) pool.CheckOptions {
 		UnhealthyThreshold: cfg.Unhealthy,
 		HealthyThreshold:   cfg.Healthy,
 		MemoryInterval:     cfg.MemoryInterval,
+		RemoteStartTimeout: cfg.WorkerStartTime,
 	}
 }
 
@@ -180,6 +195,10 @@ func (a *app) serve(ln, adminLn net.Listener) error {
 	supErr := make(chan error, 1)
 	go func() { supErr <- a.sup.Run() }()
 	go a.serveAdmin(adminLn)
+	a.stats.Start()
+	a.log.Info("balancer starting", "pid", os.Getpid(), "address", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"workers", a.cfg.Workers(), "access_log", a.cfg.accessLogFormat())
+	a.handleSignals() // TTIN, TTOU and the ignored ones (signals.go)
 	if sig := a.waitReady(sigs); sig != nil {
 		a.log.Info("signal received before any worker was ready, shutting down", "signal", sig.String())
 		ln.Close()
@@ -187,7 +206,7 @@ func (a *app) serve(ln, adminLn net.Listener) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- a.server.Serve(ln) }()
-	a.log.Info("balancer listening", "address", ln.Addr().String(), "admin", adminLn.Addr().String(),
+	a.log.Info("balancer listening", "pid", os.Getpid(), "address", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"workers", a.cfg.Workers(), "strategy", a.cfg.Strategy)
 	for {
 		select {
@@ -254,6 +273,7 @@ func (a *app) reload() {
 }
 
 func (a *app) shutdown(supErr chan error) error {
+	a.stats.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
 	defer cancel()
 	if err := a.server.ShutdownWithContext(ctx); err != nil {

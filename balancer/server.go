@@ -33,5 +33,7 @@ func newEngine(cfg *Config, p *pool.Pool, obs proxy.Observer, log hclog.Logger, 
 		TunnelIdleTimeout: cfg.TunnelIdle,
 		Sticky:            cfg.Sticky,
 		StickyCookie:      cfg.StickyCookie,
+		AccessLog:         cfg.accessLogFormat(),
+		AccessLogOut:      cfg.accessOut,
 	})
 }

@@ -173,9 +173,12 @@ func (c config) targets() int {
 func (c config) estimate() time.Duration {
 	var runs time.Duration
 	for _, p := range c.paths {
-		if p.ws {
+		switch {
+		case p.ws:
 			runs += time.Duration(len(wsSystemNames(c.systems)))
-		} else {
+		case len(c.scale) == 0 && slices.Contains(c.systems, sysBalancerJSON) && !measuredOn(sysBalancerJSON, p, c.paths):
+			runs += time.Duration(c.targets() - 1)
+		default:
 			runs += time.Duration(c.targets())
 		}
 	}

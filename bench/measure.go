@@ -190,6 +190,9 @@ func measure(ctx context.Context, su setup, systems, wsSystems []*system) (resul
 				return nil, err
 			}
 			for _, s := range order {
+				if !measuredOn(s.name, p, cfg.paths) {
+					continue
+				}
 				if err := measurePath(ctx, cfg, opts, s, p, r, res); err != nil {
 					return nil, err
 				}

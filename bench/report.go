@@ -36,6 +36,7 @@ func renderReport(in reportInput) string {
 		fmt.Fprintf(&b, "## %s\n\n", p.label())
 		writeThroughput(&b, in.cfg, in.res[p.spec], p.ws)
 	}
+	writeAccessLogCost(&b, in.cfg, in.res)
 	if len(in.events) > 0 {
 		writeEvents(&b, in.cfg.workers, in.events)
 	}
@@ -91,9 +92,9 @@ func writeMethod(b *strings.Builder, c config) {
 		"%s warm-up. Every proxy fronts its own %d workers (the same `bin/worker`) on unix "+
 		"sockets with keep-alive to them; direct is one such worker on loopback TCP, no proxy. nginx runs "+
 		"`worker_processes %s` and HAProxy `nbthread %d`, to match the balancer's single process, which runs %s. "+
-		"%s%s%sThe load generator shares the machine with everything else.\n\n",
+		"%s%s%s%sThe load generator shares the machine with everything else.\n\n",
 		c.rounds, loadDesc(c), c.warmup, c.workers, c.nginxWorkers, c.haproxyThreads, balancerDesc(c),
-		streamNote(c), postNote(c), wsNote(c))
+		streamNote(c), accessLogNote(c), postNote(c), wsNote(c))
 	b.WriteString(statsDefinition + "Proxy CPU is user + system time " +
 		"of the proxy's own processes (the balancer alone, not its workers; nginx's master and workers) from " +
 		"/proc, divided by the requests served; peak RSS is their VmHWM. vs nginx is the req/s ratio.\n\n")
@@ -119,6 +120,39 @@ func streamNote(c config) string {
 	return "balancer-stream is the same balancer with `" + strings.Join(streamEnv, " ") + "`, streaming " +
 		"bodies both ways as they arrive, so the difference between its rows and balancer's is what request " +
 		"and response buffering cost. "
+}
+
+// accessLogNote explains balancer-json when it was measured; "" otherwise.
+func accessLogNote(c config) string {
+	if !slices.Contains(c.systems, sysBalancerJSON) || accessLogPath(c.paths) == nil {
+		return ""
+	}
+	return "The balancers run with `ACCESS_LOG=off`, as nginx runs with `access_log off`; balancer-json is the same " +
+		"balancer with `" + strings.Join(accessLogEnv, " ") + "`, one JSON line per request to its stdout (a file on " +
+		"disk), measured on " + accessLogPath(c.paths).label() + " only: the difference between its row and " +
+		"balancer's is what the access log costs (see \"Access log\" below). "
+}
+
+// writeAccessLogCost writes what ACCESS_LOG=json costs against off, when
+// both were measured: the throughput lost and the proxy CPU added per
+// request.
+func writeAccessLogCost(b *strings.Builder, c config, res results) {
+	p := accessLogPath(c.paths)
+	if p == nil || res[p.spec] == nil || res[p.spec][sysBalancer] == nil || res[p.spec][sysBalancerJSON] == nil {
+		return
+	}
+	off, on := res[p.spec][sysBalancer].summary(), res[p.spec][sysBalancerJSON].summary()
+	if off.rps == 0 || off.requests == 0 || on.requests == 0 {
+		return
+	}
+	b.WriteString("## Access log\n\n")
+	cpuOff := float64(off.cpu.Microseconds()) / float64(off.requests)
+	cpuOn := float64(on.cpu.Microseconds()) / float64(on.requests)
+	fmt.Fprintf(b, "On %s, `ACCESS_LOG=json` against `ACCESS_LOG=off`: %.0f against %.0f req/s, %+.1f%% of "+
+		"throughput (the aim: under 10%% lost); p99 %s against %s; proxy CPU %.1f against %.1f µs/req (%+.1f µs "+
+		"per line written). Medians over %d rounds; the rounds' spread (see the table) bounds what the difference "+
+		"can tell.\n\n", p.label(), on.rps, off.rps, (on.rps/off.rps-1)*100, fmtLatency(on.p99), fmtLatency(off.p99),
+		cpuOn, cpuOff, cpuOn-cpuOff, c.rounds)
 }
 
 // postNote says what a POST path sends and how each proxy takes the body

@@ -19,21 +19,22 @@ import (
 const (
 	sysBalancer       = "balancer"
 	sysBalancerStream = "balancer-stream" // the balancer with its buffering off
+	sysBalancerJSON   = "balancer-json"   // the balancer with ACCESS_LOG=json
 	sysNginx          = "nginx"
 	sysHAProxy        = "haproxy"
 	sysDirect         = "direct"
 )
 
 // allSystems is every system, in the order tables list them.
-var allSystems = []string{sysBalancer, sysBalancerStream, sysNginx, sysHAProxy, sysDirect}
+var allSystems = []string{sysBalancer, sysBalancerStream, sysBalancerJSON, sysNginx, sysHAProxy, sysDirect}
 
 // wsSystemNames returns the systems a WebSocket path is measured on, of
 // names: all but balancer-stream, whose buffering settings a tunnel never
-// meets.
+// meets, and balancer-json, whose access log has one line per tunnel.
 func wsSystemNames(names []string) []string {
 	var out []string
 	for _, n := range names {
-		if n != sysBalancerStream {
+		if n != sysBalancerStream && n != sysBalancerJSON {
 			out = append(out, n)
 		}
 	}
@@ -44,10 +45,16 @@ func wsSystemNames(names []string) []string {
 // balancer-stream, so that bodies stream both ways as they arrive.
 var streamEnv = []string{"REQUEST_BUFFERING=false", "RESPONSE_BUFFER=off"}
 
-// kindOf returns the kind of the system named name: balancer-stream is a
-// balancer; every other name is its own kind.
+// accessLogEnv turns the access log on for balancer-json: one JSON line
+// per request, written to its stdout (a log file of the run, on disk).
+// The other balancers run with ACCESS_LOG=off, as nginx runs with
+// access_log off.
+var accessLogEnv = []string{"ACCESS_LOG=json"}
+
+// kindOf returns the kind of the system named name: balancer-stream and
+// balancer-json are balancers; every other name is its own kind.
 func kindOf(name string) string {
-	if name == sysBalancerStream {
+	if name == sysBalancerStream || name == sysBalancerJSON {
 		return sysBalancer
 	}
 	return name
@@ -55,12 +62,37 @@ func kindOf(name string) string {
 
 // variantEnv returns the settings that make the system named name what it
 // is on top of the balancer's defaults and -balancer-env: streamEnv for
-// balancer-stream, none for the others.
+// balancer-stream, accessLogEnv for balancer-json, none for the others.
 func variantEnv(name string) []string {
-	if name == sysBalancerStream {
+	switch name {
+	case sysBalancerStream:
 		return streamEnv
+	case sysBalancerJSON:
+		return accessLogEnv
 	}
 	return nil
+}
+
+// accessLogPath returns the path balancer-json is measured on: the first
+// GET path of paths (the access log's cost is per request, so the
+// cheapest answer shows it most), or nil when there is none.
+func accessLogPath(paths []pathSpec) *pathSpec {
+	for i := range paths {
+		if !paths[i].ws && paths[i].body == 0 {
+			return &paths[i]
+		}
+	}
+	return nil
+}
+
+// measuredOn reports whether the system named name loads path p of paths:
+// balancer-json only on accessLogPath, every other system on all.
+func measuredOn(name string, p pathSpec, paths []pathSpec) bool {
+	if name != sysBalancerJSON {
+		return true
+	}
+	a := accessLogPath(paths)
+	return a != nil && a.spec == p.spec
 }
 
 // startupTimeout bounds how long any system may take to become ready.
@@ -232,6 +264,7 @@ func startBalancer(ctx context.Context, su setup, s *system) error {
 		"MAX_WORKERS=" + strconv.Itoa(su.cfg.workers),
 		"WORKER_CMD=" + su.tools.worker,
 		"LOG_LEVEL=warn",
+		"ACCESS_LOG=off",   // as nginx's access_log off; balancer-json turns it on
 		"TMPDIR=" + su.dir, // its socket directory lands in ours
 	}
 	env = append(env, su.workerEnv...)

@@ -63,22 +63,31 @@ type Options struct {
 	OpTimeout time.Duration
 	// Metrics is served at /metrics; nil serves none.
 	Metrics http.Handler
+	// Stats feeds the dashboard's charts and latency columns
+	// (/admin/stats); nil: the live columns only.
+	Stats *Stats
 }
 
 type api struct {
 	Options
-	started time.Time
-	pid     int
+	started     time.Time
+	pid         int
+	tokenDigest [sha256.Size]byte
+	sessions    *sessions
 }
 
 // New returns the admin API's handler.
 func New(o Options) http.Handler {
-	a := &api{Options: o, started: time.Now(), pid: os.Getpid()}
+	a := &api{Options: o, started: time.Now(), pid: os.Getpid(),
+		tokenDigest: sha256.Sum256([]byte(o.Token)), sessions: newSessions()}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/admin/workers", a.only(http.MethodGet, a.workers))
 	mux.HandleFunc("/admin/health", a.only(http.MethodGet, a.health))
 	mux.HandleFunc("/admin/scale", a.only(http.MethodPost, a.scale))
 	mux.HandleFunc("/admin/reload", a.only(http.MethodPost, a.reload))
+	a.upstreamRoutes(mux) // /admin/upstreams (upstreams.go)
+	mux.HandleFunc("/admin/recycle", a.only(http.MethodPost, a.recycle))
+	a.dashboardRoutes(mux)
 	if o.Metrics != nil {
 		mux.Handle("/metrics", o.Metrics)
 	}
@@ -91,18 +100,27 @@ func New(o Options) http.Handler {
 	return a.guard(a.auth(mux))
 }
 
-// auth checks the bearer token. It compares SHA-256 digests in constant
-// time, so neither the token's bytes nor its length leak through timing.
-// A token anywhere else, the query string included, does not count.
+// auth checks the bearer token, or the dashboard's session (session.go).
+// It compares SHA-256 digests in constant time, so neither the token's
+// bytes nor its length leak through timing. A token anywhere else, the
+// query string included, does not count. The dashboard's page, assets and
+// login calls are public (publicPath).
 func (a *api) auth(next http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(a.Token))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.Token != "" && !tokenMatches(r.Header.Get("Authorization"), want) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="balancer admin"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		if a.Token == "" || publicPath(r.URL.Path) || tokenMatches(r.Header.Get("Authorization"), a.tokenDigest) {
+			next.ServeHTTP(w, r)
 			return
 		}
-		next.ServeHTTP(w, r)
+		switch a.authSession(r) {
+		case sessionValid:
+			next.ServeHTTP(w, r)
+			return
+		case sessionNoCSRF:
+			writeError(w, http.StatusForbidden, "missing or wrong CSRF token: a session needs its "+csrfHeader+" header")
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer realm="balancer admin"`)
+		writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 	})
 }
 

@@ -36,6 +36,9 @@ type Metrics struct {
 	// ClientConns, when set, reports the open client connections (nginx's
 	// "Active connections", HAProxy's current sessions).
 	ClientConns func() int64
+	// Stats, when set, is told of every attempt too: the dashboard's
+	// per-upstream latency.
+	Stats *Stats
 }
 
 // NewMetrics returns the metrics of p and sup.
@@ -69,8 +72,11 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 }
 
 // Observe implements proxy.Observer.
-func (m *Metrics) Observe(_ *pool.Upstream, _ int, d time.Duration) {
+func (m *Metrics) Observe(u *pool.Upstream, status int, d time.Duration) {
 	m.latency.Observe(d.Seconds())
+	if m.Stats != nil {
+		m.Stats.Observe(u, status, d)
+	}
 }
 
 // Handler serves /metrics.

@@ -26,6 +26,13 @@ type Worker struct {
 	StartedAt     string    `json:"started_at"`
 	Memory        Memory    `json:"memory"`
 	OverThreshold bool      `json:"over_threshold"`
+	// Weight is the upstream's share of requests (remote: from UPSTREAMS
+	// or the API; local workers 1).
+	Weight int `json:"weight"`
+	// LastCheckError and LastCheckAt: the last active health probe's
+	// failure ("" when it passed) and end (RFC 3339, "" before the first).
+	LastCheckError string `json:"last_check_error"`
+	LastCheckAt    string `json:"last_check_at"`
 	// LastExit and LastOutput: the slot's latest unrequested exit and the
 	// last line that process wrote.
 	LastExit   string `json:"last_exit,omitempty"`
@@ -103,7 +110,7 @@ func (r *Report) add(wk Worker) {
 }
 
 func workerOf(u *pool.Upstream) Worker {
-	return Worker{
+	w := Worker{
 		ID:        u.ID,
 		Kind:      u.Kind,
 		Address:   u.Address,
@@ -118,7 +125,10 @@ func workerOf(u *pool.Upstream) Worker {
 		Memory:    memoryOf(u.Memory()),
 
 		OverThreshold: u.OverThreshold(),
+		Weight:        max(u.Weight, 1),
 	}
+	w.LastCheckAt, w.LastCheckError = lastCheck(u)
+	return w
 }
 
 func memoryOf(m *protocol.MemoryReport) Memory {

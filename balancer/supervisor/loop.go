@@ -42,6 +42,15 @@ type (
 	stopRequest struct {
 		deadline time.Time
 	}
+	// shareAnswer is a worker's answer to a new share of DB_MAX_CONNS,
+	// sent by the goroutine that asked for it (askShare).
+	shareAnswer struct {
+		up      *pool.Upstream
+		max     int // the share asked for
+		outcome shareOutcome
+		open    int // the connections the worker said it holds
+		err     error
+	}
 )
 
 type opKind int
@@ -82,12 +91,18 @@ func (s *Supervisor) receive(tick <-chan time.Time) {
 		}
 	case <-s.limits:
 		// manage compares every worker's requests with its limit
-	case addrs := <-s.resolved:
-		s.applyResolved(addrs)
+	case res := <-s.resolved:
+		s.applyResolved(res)
+	case op := <-s.rs.ops:
+		s.upstreamOp(op)
 	case op := <-s.ops:
 		s.begin(op)
 	case st := <-s.stops:
 		s.beginShutdown(st)
+	case a := <-s.shares:
+		s.onShare(a)
+	case r := <-s.recycleQ:
+		s.beginRecycle(r)
 	case <-tick:
 		return
 	}

@@ -20,9 +20,11 @@ type target struct {
 // after every message and tick. Its steps, in order: deadlines (drains,
 // start timeouts, SIGKILL after a grace); slots scaled away; slots without
 // a serving process; healthy replacements take over; a worker marked for
-// recycling; one replacement started for a stale worker; the running
-// operation's end. Then the pool and the view are published if anything
-// changed, and an operation that ended is answered.
+// recycling; one replacement started for a stale worker; database shares
+// moved towards the target share; the running operation's end. Then the
+// pool and the view are published if anything changed, and an operation
+// that ended is answered. A spawn waits while the database budget has no
+// room for it (dbshare.go).
 func (s *Supervisor) manage() {
 	now := time.Now()
 	s.checkDrains(now)
@@ -34,8 +36,10 @@ func (s *Supervisor) manage() {
 		s.checkRecycle()
 		s.replaceStale()
 		s.retireSpent()
+		s.moveShares(now)
 		s.checkOp()
 	}
+	s.checkRecycles()
 	if s.dirty {
 		s.dirty = false
 		s.publish()
@@ -91,7 +95,7 @@ func (s *Supervisor) dropIfEmpty(sl *slot) {
 
 // spawnMissing adds slots up to the target count, with the lowest free
 // ids, and spawns a serving process in every slot that has none once its
-// crash backoff is over.
+// crash backoff is over and the database budget has room for it.
 func (s *Supervisor) spawnMissing(now time.Time) {
 	for n := len(s.activeSlots()); n < s.target.count; n++ {
 		id := s.freeID()
@@ -99,6 +103,9 @@ func (s *Supervisor) spawnMissing(now time.Time) {
 	}
 	for _, sl := range s.activeSlots() {
 		if sl.cur == nil && !now.Before(sl.respawnAt) {
+			if !s.affords() {
+				return
+			}
 			s.spawnInto(sl, false)
 		}
 	}
@@ -136,14 +143,17 @@ func (s *Supervisor) stale(p *proc) bool {
 // replaceStale starts a replacement for the first stale serving process,
 // by slot id, unless a replacement is starting already: one at a time, so
 // serving workers never drop below the target count, and one start at a
-// time takes the memory and CPU a start needs.
+// time takes the memory and CPU a start needs. It waits while the database
+// budget has no room for the replacement (a drained worker still exiting).
 func (s *Supervisor) replaceStale() {
 	if s.replacing() {
 		return
 	}
 	for _, sl := range s.activeSlots() {
 		if sl.cur != nil && s.stale(sl.cur) {
-			s.spawnInto(sl, true)
+			if s.affords() {
+				s.spawnInto(sl, true)
+			}
 			return
 		}
 	}

@@ -16,13 +16,14 @@ const (
 	CauseReload      = "reload"
 	CauseMemory      = "memory"
 	CauseMaxRequests = "max_requests"
+	CauseManual      = "manual" // an operator's recycle (POST /admin/recycle; see recycleop.go)
 )
 
 // Causes lists every restart cause.
-var Causes = []string{CauseCrash, CauseUnhealthy, CauseReload, CauseMemory, CauseMaxRequests}
+var Causes = []string{CauseCrash, CauseUnhealthy, CauseReload, CauseMemory, CauseMaxRequests, CauseManual}
 
 // restartCounts counts restarts by cause; safe for concurrent reads.
-type restartCounts [5]atomic.Uint64
+type restartCounts [6]atomic.Uint64
 
 func (r *restartCounts) add(cause string) {
 	for i, c := range Causes {

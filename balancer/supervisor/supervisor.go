@@ -6,7 +6,8 @@
 // it spawns missing slots, replaces workers of an old generation one at a
 // time (a rolling reload), retires extras, oldest first, and recycles spent
 // workers. Start, scale, reload and recycling are that one step with a
-// different target or mark.
+// different target or mark. The same step keeps the local workers' shares
+// of the database connection budget within it (dbshare.go).
 package supervisor
 
 import (
@@ -48,12 +49,21 @@ type Config struct {
 	StablePeriod time.Duration
 	// MemoryLimitMB, when positive, becomes GOMEMLIMIT in workers.
 	MemoryLimitMB int
-	// Upstreams are remote upstreams: host:port, a DNS name with port
-	// (every address it resolves to, re-resolved every DNSRefresh) or
-	// unix:/path.
+	// Upstreams are remote upstreams (UPSTREAMS entries, see ParseEntry):
+	// host:port, [IPv6]:port, a DNS name with port (every address it
+	// resolves to, re-resolved every DNSRefresh, or its TTL when shorter)
+	// or unix:/path, each optionally =weight.
 	Upstreams []string
 	// DNSRefresh is the time between resolutions. If zero, 10s.
 	DNSRefresh time.Duration
+	// DNSServers ("ip:port") replace the nameservers of /etc/resolv.conf
+	// for the names of Upstreams (DNS_SERVER); empty: resolv.conf's.
+	DNSServers []string
+	// UpstreamsFile, when set, holds the remote set across restarts
+	// (UPSTREAMS_FILE): read at start when it exists (Upstreams is then
+	// ignored), written from Upstreams when it does not, and rewritten
+	// atomically before every change through the upstream API.
+	UpstreamsFile string
 	// MemoryLog logs every memory sample (ENABLE_MEMORY_MONITORING).
 	MemoryLog bool
 	// MemoryThresholdMB flags and warns about workers above it; 0 is off.
@@ -67,6 +77,19 @@ type Config struct {
 	// do not inherit (WORKER_ENV_DENY), on top of the balancer's secrets,
 	// which they never do (see workerEnv).
 	EnvDeny []string
+	// DBMaxConns is the PostgreSQL connection budget of all local workers
+	// (DB_MAX_CONNS): each is spawned with DB_POOL_MAX set to its share,
+	// DBMaxConns / (workers + 1), at least 1; the one left over is room
+	// for the replacement a reload or recycle starts. 0: no DB_POOL_MAX.
+	// Remote upstreams are outside the budget.
+	DBMaxConns int
+	// DBShares keeps the shares of every live local process, serving,
+	// starting, draining or stopping, within DBMaxConns: shares are
+	// lowered through protocol.DBSharePath before workers are added, and
+	// raised again once workers are gone (see dbshare.go). Set when the
+	// workers have a database (DATABASE_URL); else shares are only
+	// handed out.
+	DBShares bool
 }
 
 // ErrStopping is returned to commands that arrive during shutdown.
@@ -84,9 +107,11 @@ type Supervisor struct {
 	exits    chan exit
 	health   chan healthEvent
 	limits   chan *pool.Upstream // upstreams whose requests reached MAX_REQUESTS
-	resolved chan []string
+	resolved chan resolution
 	ops      chan opRequest
 	stops    chan stopRequest
+	shares   chan shareAnswer
+	recycleQ chan recycleRequest // operators' recycles (recycleop.go)
 	done     chan struct{}
 
 	// Owned by the loop goroutine.
@@ -95,18 +120,22 @@ type Supervisor struct {
 	procs     map[int]*proc // by pid
 	remotes   []*remote     // by id
 	remoteSeq int
+	rs        remoteState                  // entries, DNS, the upstream API (remote.go)
 	draining  map[*pool.Upstream]time.Time // drain deadlines
 	op        *opRequest                   // the scale or reload running
+	recycling []pendingRecycle             // operators' recycles not answered yet
 	answers   []answer                     // outcomes to send once published
 	stopping  bool
 	spawned   int  // processes spawned, for unique socket names
 	dirty     bool // the table changed since the last publish
 	footprint bool // the memory limit below footprint error was logged
+	dbWait    dbWait
 
 	readyCh     chan struct{} // closed once the first worker is healthy
 	startFailed chan struct{} // closed once every worker failed before any was ready
 	view        atomic.Pointer[[]WorkerView]
 	restarts    restartCounts
+	dbPeak      atomic.Int64 // the most DB_MAX_CONNS held at a publish (DBShares)
 }
 
 // New returns a Supervisor that publishes its workers into p. checkOpts
@@ -119,9 +148,11 @@ func New(cfg Config, p *pool.Pool, checkOpts pool.CheckOptions, log hclog.Logger
 		exits:    make(chan exit, 16),
 		health:   make(chan healthEvent, 64),
 		limits:   make(chan *pool.Upstream, 64),
-		resolved: make(chan []string, 1),
+		resolved: make(chan resolution, 1),
 		ops:      make(chan opRequest),
 		stops:    make(chan stopRequest),
+		shares:   make(chan shareAnswer, 16),
+		recycleQ: make(chan recycleRequest),
 		done:     make(chan struct{}),
 
 		slots:    map[int]*slot{},
@@ -136,6 +167,7 @@ func New(cfg Config, p *pool.Pool, checkOpts pool.CheckOptions, log hclog.Logger
 		Unhealthy: func(u *pool.Upstream) { s.notify(healthEvent{up: u}) },
 		Memory:    s.onMemory,
 	}, log.Named("health"))
+	s.initRemotes()
 	s.publish()
 	return s
 }
@@ -149,6 +181,9 @@ func (c *Config) defaults() {
 	}
 	if c.DNSRefresh <= 0 {
 		c.DNSRefresh = 10 * time.Second
+	}
+	if c.DBMaxConns <= 0 {
+		c.DBShares = false
 	}
 }
 

@@ -56,10 +56,14 @@ func New(o Options) (hclog.Logger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("LOG_FORMAT: %w", err)
 	}
-	return hclog.New(&hclog.LoggerOptions{
+	l := hclog.New(&hclog.LoggerOptions{
 		Name:       o.Name,
 		Level:      level,
 		JSONFormat: json,
 		Output:     o.Output,
-	}), nil
+	})
+	if json {
+		l = withMillis(l) // durations in milliseconds (millis.go)
+	}
+	return l, nil
 }
