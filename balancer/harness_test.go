@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -92,15 +93,31 @@ type bal struct {
 	err     error
 }
 
+// freePort returns a loopback address whose port is free now. Ports come
+// from below the kernel's ephemeral range (32768 and up here), each handed
+// out once per test binary from a base its pid picks: a port the kernel
+// gives to some connection, or to another test's listener on port 0,
+// between this check and the balancer's bind can then never be ours, which
+// "bind: address already in use" flakes under t.Parallel showed.
 func freePort(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 200 {
+		port := 10000 + (portBase+int(nextPort.Add(1)))%20000
+		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(port))
+		if err != nil {
+			continue // taken: try the next
+		}
+		ln.Close()
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port")
+	return ""
 }
+
+var (
+	portBase = os.Getpid() % 100 * 200
+	nextPort atomic.Int64
+)
 
 // startBalancer runs the balancer with env on top of test defaults and
 // waits until `healthy` workers answer.
