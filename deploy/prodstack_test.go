@@ -200,9 +200,13 @@ func healthcheck(t *testing.T, test []string, bin string, env map[string]string)
 // smokeCommand is one curl line of the README's "Try it" block.
 type smokeCommand struct {
 	line, method, target, body string
+	ctl                        []string // ./bin/balancer ctl's arguments, instead of a curl
 }
 
-var curlLine = regexp.MustCompile(`^curl\s+(?:-X\s+(\w+)\s+)?(\S+)(?:\s+-d\s+'([^']*)')?\s*(?:#.*)?$`)
+var (
+	curlLine = regexp.MustCompile(`^curl\s+(?:-X\s+(\w+)\s+)?(\S+)(?:\s+-d\s+'([^']*)')?\s*(?:#.*)?$`)
+	ctlLine  = regexp.MustCompile(`^\./bin/balancer\s+ctl\s+([^#]+?)\s*(?:#.*)?$`)
+)
 
 // readmeSmoke parses the curl commands of the README's "Try it" block.
 func readmeSmoke(t *testing.T) []smokeCommand {
@@ -214,6 +218,10 @@ func readmeSmoke(t *testing.T) []smokeCommand {
 	block, _, _ = strings.Cut(block, "```")
 	var cmds []smokeCommand
 	for _, line := range strings.Split(strings.TrimSpace(block), "\n") {
+		if m := ctlLine.FindStringSubmatch(line); m != nil {
+			cmds = append(cmds, smokeCommand{line: line, ctl: strings.Fields(m[1])})
+			continue
+		}
 		m := curlLine.FindStringSubmatch(line)
 		if m == nil {
 			t.Fatalf("README smoke command not understood: %q", line)
@@ -232,9 +240,13 @@ func readmeSmoke(t *testing.T) []smokeCommand {
 
 // runSmoke sends the README's commands to the stack: localhost:3001 is the
 // client listener, 127.0.0.1:3002 the admin API, with the stack's token.
-func runSmoke(t *testing.T, env map[string]string) {
+func runSmoke(t *testing.T, bin string, env map[string]string) {
 	t.Helper()
 	for _, c := range readmeSmoke(t) {
+		if c.ctl != nil {
+			runCtl(t, bin, env, c)
+			continue
+		}
 		target := strings.NewReplacer("localhost:3001", env["LISTEN_ADDR"], "127.0.0.1:3002", env["ADMIN_ADDR"]).Replace(c.target)
 		req, err := http.NewRequest(c.method, "http://"+target, strings.NewReader(c.body))
 		if err != nil {
@@ -255,6 +267,19 @@ func runSmoke(t *testing.T, env map[string]string) {
 		if strings.HasSuffix(target, "/api/health") && (!strings.Contains(string(body), `"postgres":"ok"`) || !strings.Contains(string(body), `"redis":"ok"`)) {
 			t.Fatalf("%s: %s, want PostgreSQL and Redis ok", c.line, body)
 		}
+	}
+}
+
+// runCtl runs a README line of `balancer ctl` against the stack's admin
+// API, with its address and token from the environment, as an operator
+// would; it must exit 0.
+func runCtl(t *testing.T, bin string, env map[string]string, c smokeCommand) {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(bin, "balancer"), append([]string{"ctl"}, c.ctl...)...)
+	cmd.Env = append(os.Environ(), "ADMIN_ADDR="+env["ADMIN_ADDR"], "ADMIN_TOKEN="+env["ADMIN_TOKEN"])
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s: %v\n%s", c.line, err, out)
 	}
 }
 
@@ -313,7 +338,7 @@ func TestProdStackAsProcesses(t *testing.T) {
 	env := data.adapt(t, environ(svc))
 	b := startProc(t, filepath.Join(bin, "balancer"), env)
 	healthcheck(t, svc.HealthCheck.Test, bin, env)
-	runSmoke(t, env)
+	runSmoke(t, bin, env)
 	checkData(t, env["LISTEN_ADDR"])
 	b.stop(t, time.Duration(*svc.StopGracePeriod))
 }
