@@ -35,7 +35,8 @@ test: build test-deps
 # (nodejs) for the example worker of docs/WORKERS.md and for socket.io (which
 # npm installs from balancer/testdata/socketio/package-lock.json), and the data tests start
 # a throwaway PostgreSQL and Redis (postgresql, redis-server: worker/store/storetest),
-# and the dashboard's test drives headless Chromium (chromium, with chromedp);
+# the dashboard's test drives headless Chromium (chromium, with chromedp), and
+# the bench's tests run wrk;
 # what is missing is installed from Debian, with one apt-get update, when we are root.
 test-deps:
 	@missing=""; \
@@ -48,6 +49,7 @@ test-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	[ -z "$$missing" ] || { \
 	  [ "$$(id -u)" = 0 ] || { echo "install$$missing (or run as root)"; exit 1; }; \
 	  echo "installing$$missing"; \
