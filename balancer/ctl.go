@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/procbal/procbal/balancer/admin"
+	"github.com/procbal/procbal/shared/protocol"
 )
 
 // `balancer ctl`: the admin API from a terminal, as pm2 list and pm2
@@ -194,7 +195,7 @@ func (o *ctlOptions) call(method, path string, body any, long bool) ([]byte, err
 		}
 		rd = bytes.NewReader(b)
 	}
-	url := "http://" + loopbackAddr(o.addr) + path
+	url := "http://" + protocol.LoopbackAddr(o.addr) + path
 	req, err := http.NewRequest(method, url, rd)
 	if err != nil {
 		return nil, &ctlError{2, "--addr / ADMIN_ADDR: " + err.Error()}

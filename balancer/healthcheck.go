@@ -5,13 +5,14 @@ package main
 import (
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/procbal/procbal/shared/protocol"
 )
 
 // version is the balancer's version, set at build time with
@@ -52,7 +53,7 @@ func healthcheck(w io.Writer) int {
 		fmt.Fprintln(w, "balancer healthcheck: bad setting:", envError(err))
 		return 1
 	}
-	url := "http://" + loopbackAddr(cfg.AdminAddr) + "/admin/health"
+	url := "http://" + protocol.LoopbackAddr(cfg.AdminAddr) + "/admin/health"
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		fmt.Fprintln(w, "balancer healthcheck: ADMIN_ADDR:", err)
@@ -74,20 +75,4 @@ func healthcheck(w io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// loopbackAddr is where a process on this host reaches a listener on
-// addr: a wildcard or empty host becomes the loopback address.
-func loopbackAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	return net.JoinHostPort(host, port)
 }

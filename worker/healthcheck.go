@@ -50,7 +50,7 @@ func healthcheck(w io.Writer) int {
 		return 1
 	}
 	path := cmp.Or(os.Getenv(protocol.EnvHealthPath), protocol.DefaultHealthPath)
-	addr, dial := loopbackAddr(cfg.Addr), fasthttp.Dial
+	addr, dial := protocol.LoopbackAddr(cfg.Addr), fasthttp.Dial
 	if sock := os.Getenv(protocol.EnvSocket); sock != "" {
 		addr = "localhost"
 		dial = func(string) (net.Conn, error) { return net.Dial("unix", sock) }
@@ -70,20 +70,4 @@ func healthcheck(w io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// loopbackAddr is where a process on this host reaches a listener on
-// addr: a wildcard or empty host becomes the loopback address.
-func loopbackAddr(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return addr
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-		if ip != nil && ip.To4() == nil {
-			host = "::1"
-		}
-	}
-	return net.JoinHostPort(host, port)
 }

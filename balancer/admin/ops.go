@@ -30,6 +30,28 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.msg }
 
+// decodeBody reads r's body, at most maxScaleBody bytes (413 beyond),
+// into v as exactly one JSON object with no unknown field (400 otherwise,
+// the error naming shape, the body the route wants).
+func decodeBody(r *http.Request, v any, shape string) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxScaleBody+1))
+	if err != nil {
+		return badRequest("reading body: %v", err)
+	}
+	if len(body) > maxScaleBody {
+		return &apiError{http.StatusRequestEntityTooLarge, "body too large"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("body must be %s: %v", shape, err)
+	}
+	if dec.More() {
+		return badRequest("body must hold one JSON object")
+	}
+	return nil
+}
+
 func badRequest(format string, args ...any) error {
 	return &apiError{http.StatusBadRequest, fmt.Sprintf(format, args...)}
 }
@@ -37,21 +59,9 @@ func badRequest(format string, args ...any) error {
 // parseScale reads and checks a scale body: 400 when it is not
 // {"workers": <integer>}, 422 when the integer is out of range.
 func (a *api) parseScale(r *http.Request) (int, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxScaleBody+1))
-	if err != nil {
-		return 0, badRequest("reading body: %v", err)
-	}
-	if len(body) > maxScaleBody {
-		return 0, &apiError{http.StatusRequestEntityTooLarge, "body too large"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var req scaleRequest
-	if err := dec.Decode(&req); err != nil {
-		return 0, badRequest(`body must be {"workers": N}: %v`, err)
-	}
-	if dec.More() {
-		return 0, badRequest("body must hold one JSON object")
+	if err := decodeBody(r, &req, `{"workers": N}`); err != nil {
+		return 0, err
 	}
 	w := string(req.Workers)
 	if w == "" || w == "null" {

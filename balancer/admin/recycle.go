@@ -1,11 +1,8 @@
 package admin
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 
 	"github.com/procbal/procbal/balancer/supervisor"
@@ -62,21 +59,9 @@ func (a *api) recycle(w http.ResponseWriter, r *http.Request) {
 
 // parseRecycle reads {"worker": <integer>}: 400 otherwise, 413 over 4 KiB.
 func parseRecycle(r *http.Request) (int, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxScaleBody+1))
-	if err != nil {
-		return 0, badRequest("reading body: %v", err)
-	}
-	if len(body) > maxScaleBody {
-		return 0, &apiError{http.StatusRequestEntityTooLarge, "body too large"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var req recycleRequest
-	if err := dec.Decode(&req); err != nil {
-		return 0, badRequest(`body must be {"worker": ID}: %v`, err)
-	}
-	if dec.More() {
-		return 0, badRequest("body must hold one JSON object")
+	if err := decodeBody(r, &req, `{"worker": ID}`); err != nil {
+		return 0, err
 	}
 	if req.Worker == nil {
 		return 0, badRequest(`"worker" is missing`)

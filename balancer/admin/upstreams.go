@@ -1,12 +1,10 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"strconv"
@@ -157,21 +155,9 @@ func (a *api) removeUpstream(w http.ResponseWriter, r *http.Request, u Upstreams
 // "weight": N} (weight optional, 1 by default), 422 for a weight out of
 // [1, pool.MaxWeight]. The address itself is checked by the supervisor.
 func parseAdd(r *http.Request) (string, int, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxScaleBody+1))
-	if err != nil {
-		return "", 0, badRequest("reading body: %v", err)
-	}
-	if len(body) > maxScaleBody {
-		return "", 0, &apiError{http.StatusRequestEntityTooLarge, "body too large"}
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
 	var req addRequest
-	if err := dec.Decode(&req); err != nil {
-		return "", 0, badRequest(`body must be {"address": "host:port", "weight": N}: %v`, err)
-	}
-	if dec.More() {
-		return "", 0, badRequest("body must hold one JSON object")
+	if err := decodeBody(r, &req, `{"address": "host:port", "weight": N}`); err != nil {
+		return "", 0, err
 	}
 	if req.Address == nil || strings.TrimSpace(*req.Address) == "" {
 		return "", 0, badRequest(`"address" is missing`)

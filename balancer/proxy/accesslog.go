@@ -109,13 +109,18 @@ func (ll *logLine) note(now int64, method, uri, id []byte) {
 	ll.nid = copy(ll.id[:], id)
 }
 
-// logRequest appends the line of the exchange that ends to the loop's
-// buffer.
-func (c *clientConn) logRequest(status int) {
+// logRequest appends the line of the exchange that ends, if it noted one,
+// to the loop's buffer. A request the client left before an answer is
+// logged as 499, as nginx logs it.
+func (c *clientConn) logRequest() {
 	l := c.l
 	a := l.e.alog
 	if a == nil || c.x.log.begin == 0 {
 		return
+	}
+	status := c.x.logStatus
+	if status == 0 {
+		status = 499
 	}
 	ll := &c.x.log
 	if l.logBuf == nil {

@@ -74,6 +74,10 @@ func (c *clientConn) progress() {
 		if c.closed {
 			return
 		}
+		// A step that changes the state (a refusal, the end of an
+		// exchange, a tunnel) has moved, whatever it returns: the new
+		// state's work, such as flushing an answer, must get its turn.
+		st := c.state
 		switch c.state {
 		case stHead:
 			moved = c.stepHead() || moved
@@ -88,7 +92,7 @@ func (c *clientConn) progress() {
 				moved = c.stepTunnel() || moved
 			}
 		}
-		if !moved {
+		if !moved && c.state == st {
 			c.releaseIdle()
 			return
 		}

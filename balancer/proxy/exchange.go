@@ -563,13 +563,7 @@ func (c *clientConn) endExchange() {
 // attempt, buffers and buffered body) and resets it to a fresh value.
 func (c *clientConn) dropExchange() {
 	l := c.l
-	if c.x.log.begin != 0 {
-		status := c.x.logStatus
-		if status == 0 {
-			status = 499 // the client left before an answer, as nginx logs it
-		}
-		c.logRequest(status)
-	}
+	c.logRequest()
 	if c.x.up != nil {
 		l.closeUp(c.x.up)
 		c.x.up = nil

@@ -4,6 +4,7 @@
 package protocol
 
 import (
+	"net"
 	"os"
 	"runtime"
 	"strconv"
@@ -88,4 +89,22 @@ func WorkerProcs(cpus, n int) int {
 		return cpus
 	}
 	return max(1, cpus/n)
+}
+
+// LoopbackAddr is where a process on this host reaches a listener on addr
+// (a LISTEN_ADDR, ADMIN_ADDR or WORKER_ADDR): a wildcard or empty host
+// becomes the loopback address of its family. Both binaries' healthcheck
+// subcommands dial it.
+func LoopbackAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

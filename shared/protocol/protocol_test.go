@@ -68,3 +68,14 @@ func TestWorkerProcs(t *testing.T) {
 		t.Fatal("a worker gets less than one core")
 	}
 }
+
+func TestLoopbackAddr(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080": "127.0.0.1:8080", "0.0.0.0:80": "127.0.0.1:80", "[::]:3002": "[::1]:3002",
+		"10.1.2.3:9": "10.1.2.3:9", "localhost:1": "localhost:1", "unix-ish": "unix-ish",
+	} {
+		if got := LoopbackAddr(in); got != want {
+			t.Errorf("LoopbackAddr(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
