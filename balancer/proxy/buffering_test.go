@@ -145,11 +145,15 @@ func TestBodyTimeouts(t *testing.T) {
 		t.Errorf("stalled body answered after %v, want about ReadHeaderTimeout", d)
 	}
 
-	c, br = dialFront(t, front)
+	// The trickle gets a front of its own whose stall bound is far above
+	// the trickle's 100 ms: on a loaded machine a late byte must not
+	// end it as a stall before ClientBodyTimeout does.
+	o.ReadHeaderTimeout, o.ClientBodyTimeout = 800*time.Millisecond, 1500*time.Millisecond
+	c, br = dialFront(t, startFrontWith(t, p, o))
 	start = time.Now()
 	_, _ = io.WriteString(c, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n")
 	go func() {
-		for range 30 {
+		for range 40 {
 			if _, err := io.WriteString(c, "x"); err != nil {
 				return
 			}
@@ -159,7 +163,7 @@ func TestBodyTimeouts(t *testing.T) {
 	if resp, _ := readResp(t, br, "POST"); resp.StatusCode != 408 {
 		t.Fatalf("trickling body: %d, want 408", resp.StatusCode)
 	}
-	if d := time.Since(start); d < 900*time.Millisecond || d > 2500*time.Millisecond {
+	if d := time.Since(start); d < 1400*time.Millisecond || d > 3500*time.Millisecond {
 		t.Errorf("trickling body answered after %v, want about ClientBodyTimeout", d)
 	}
 	if b.reqs.Load() != 0 || ups[0].Failures() != 0 {
